@@ -1,0 +1,27 @@
+"""Production: refuses to start without its secrets, with DEBUG on, or on the embedded defaults."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import env_bool, env_int
+from portal.settings.base import *  # noqa: F403
+from portal.settings.base import DATABASE_URL, DEBUG, SECRET_KEY
+
+if DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off in production")
+if not SECRET_KEY or len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set to 32+ characters")
+if not DATABASE_URL:
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production")
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+SECURE_SSL_REDIRECT = env_bool("LIGHTBOX_SSL_REDIRECT", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("LIGHTBOX_HSTS_SECONDS", 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
+
+from sharing.models import AuditEvent, Instance, InstanceConflict, Patient, Series, Study, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "role", "is_active", "is_staff", "last_login"]
+    list_filter = ["role", "is_active", "is_staff"]
+    search_fields = ["email", "first_name", "last_name"]
+    fieldsets = (
+        (None, {"fields": ("email", "password", "role")}),
+        ("Personal info", {"fields": ("first_name", "last_name")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "role", "password1", "password2")}),)
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin[Patient]):
+    list_display = ["patient_id", "issuer", "name", "birth_date", "sex", "user"]
+    search_fields = ["patient_id", "name", "user__email"]
+    raw_id_fields = ["user"]
+
+
+class SeriesInline(admin.TabularInline[Series, Study]):
+    model = Series
+    fields = ["series_number", "modality", "description", "number_of_instances", "thumbnail_kind"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin[Study]):
+    list_display = [
+        "study_instance_uid",
+        "patient",
+        "study_date",
+        "modalities",
+        "number_of_instances",
+        "completed_at",
+    ]
+    list_filter = ["source", "is_outside", "study_date"]
+    search_fields = ["study_instance_uid", "accession_number", "patient__patient_id", "patient__name"]
+    list_select_related = ["patient"]
+    raw_id_fields = ["patient"]
+    inlines = [SeriesInline]
+
+
+@admin.register(Series)
+class SeriesAdmin(admin.ModelAdmin[Series]):
+    list_display = ["series_instance_uid", "study", "modality", "series_number", "number_of_instances"]
+    search_fields = ["series_instance_uid", "study__study_instance_uid"]
+    list_select_related = ["study"]
+    raw_id_fields = ["study", "thumbnail_instance"]
+
+
+@admin.register(Instance)
+class InstanceAdmin(admin.ModelAdmin[Instance]):
+    list_display = ["sop_instance_uid", "state", "transfer_syntax_uid", "size_bytes", "sender", "received_at"]
+    list_filter = ["state", "source"]
+    search_fields = ["sop_instance_uid", "study_instance_uid"]
+    raw_id_fields = ["series", "uploaded_by"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(InstanceConflict)
+class InstanceConflictAdmin(admin.ModelAdmin[InstanceConflict]):
+    list_display = ["instance", "sender", "received_at", "resolved_at"]
+    raw_id_fields = ["instance"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    list_display = ["occurred_at", "action", "outcome", "actor_label", "study_instance_uid"]
+    list_filter = ["action", "outcome", "actor_kind"]
+    search_fields = ["actor_label", "study_instance_uid"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

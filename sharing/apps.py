@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SharingConfig(AppConfig):
+    name = "sharing"
+    verbose_name = "Lightbox"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,171 @@
+"""Patients, studies, series and instances as Lightbox knows them.
+
+An ``Instance`` row is written by the receiver the moment its bytes are durably in object storage
+(state RECEIVED); the ingest worker then reads its header, attaches it to a ``Series``/``Study``/
+``Patient`` and marks it INDEXED. Aggregates on ``Study`` and ``Series`` are what the study list
+shows, so they are recomputed by the indexer rather than counted per page view.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Patient(models.Model):
+    """A patient as identified by a DICOM issuer: PatientID + IssuerOfPatientID.
+
+    One portal user may have several (an MRN at each hospital); records staff make the link.
+    """
+
+    patient_id = models.CharField(max_length=64)
+    issuer = models.CharField(max_length=64, blank=True, default="")
+    name = models.CharField(max_length=324, blank=True, default="")
+    birth_date = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=16, blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="patients",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient_id", "issuer"], name="patient_identity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id}@{self.issuer}" if self.issuer else self.patient_id
+
+
+class Study(models.Model):
+    class Source(models.TextChoices):
+        DIMSE = "dimse", "Received from a DICOM peer"
+        STOW = "stow", "STOW-RS"
+        UPLOAD = "upload", "Uploaded in the browser"
+
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    study_date = models.DateField(null=True, blank=True, db_index=True)
+    study_time = models.CharField(max_length=16, blank=True, default="")
+    accession_number = models.CharField(max_length=16, blank=True, default="")
+    study_id = models.CharField(max_length=16, blank=True, default="")
+    description = models.CharField(max_length=64, blank=True, default="")
+    referring_physician = models.CharField(max_length=324, blank=True, default="")
+    institution = models.CharField(max_length=64, blank=True, default="")
+    # Aggregates for the study list, kept by the indexer.
+    modalities = models.CharField(max_length=128, blank=True, default="")
+    body_parts = models.CharField(max_length=256, blank=True, default="")
+    number_of_series = models.PositiveIntegerField(default=0)
+    number_of_instances = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    has_report = models.BooleanField(default=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.DIMSE)
+    # A study a patient uploaded themselves: shown as "outside images" until staff reconcile it.
+    is_outside = models.BooleanField(default=False)
+    first_received_at = models.DateTimeField()
+    last_received_at = models.DateTimeField(db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        indexes = [
+            models.Index(fields=["patient", "-study_date"], name="study_patient_date"),
+            models.Index(fields=["completed_at", "last_received_at"], name="study_completion"),
+        ]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+    @property
+    def modality_list(self) -> list[str]:
+        return [m for m in self.modalities.split("\\") if m]
+
+
+class Series(models.Model):
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="series")
+    modality = models.CharField(max_length=16, blank=True, default="")
+    series_number = models.IntegerField(null=True, blank=True)
+    description = models.CharField(max_length=64, blank=True, default="")
+    body_part = models.CharField(max_length=64, blank=True, default="")
+    number_of_instances = models.PositiveIntegerField(default=0)
+    # The thumbnail: rendered from one instance (the middle image) by the thumbnail task.
+    thumbnail_key = models.CharField(max_length=255, blank=True, default="")
+    thumbnail_kind = models.CharField(max_length=16, blank=True, default="")
+    thumbnail_instance = models.ForeignKey(
+        "Instance", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["series_number", "pk"]
+
+    def __str__(self) -> str:
+        return self.series_instance_uid
+
+
+class Instance(models.Model):
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received, waiting to be indexed"
+        INDEXED = "indexed", "Indexed"
+        FAILED = "failed", "Could not be indexed"
+
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    # As received; the indexer resolves them to rows.
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
+    series_instance_uid = models.CharField(max_length=64)
+    series = models.ForeignKey(
+        Series, null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
+    )
+    instance_number = models.IntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(default=1)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    object_key = models.CharField(max_length=255, unique=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    state_detail = models.CharField(max_length=255, blank=True, default="")
+    source = models.CharField(max_length=16, choices=Study.Source.choices, default=Study.Source.DIMSE)
+    sender = models.CharField(max_length=128, blank=True, default="")  # AE title@address, or user
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField()
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["study_instance_uid", "state"], name="instance_study_state"),
+            models.Index(fields=["series", "instance_number"], name="instance_series_order"),
+        ]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+
+class InstanceConflict(models.Model):
+    """A second copy of a known SOP Instance UID with different bytes.
+
+    The original is kept; the new copy is kept beside it for records staff to compare.
+    """
+
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="conflicts")
+    object_key = models.CharField(max_length=255, unique=True)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    sender = models.CharField(max_length=128, blank=True, default="")
+    received_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"conflict on {self.instance.sop_instance_uid}"

@@ -1,0 +1,211 @@
+"""Indexing received instances into patients, studies and series.
+
+Idempotent by construction: each run indexes whatever of a study is still RECEIVED, locking those
+rows (``skip_locked``) so concurrent workers split the work, and recomputes the aggregates from
+the rows rather than incrementing them. A worker killed mid-run rolls back and the redelivered
+task finds the same instances still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Sum
+from django.utils import timezone
+
+from sharing.dicom.errors import DicomInputError
+from sharing.dicom.header import InstanceHeader, read_header
+from sharing.dicom.sop import is_report_sop_class
+from sharing.models import Instance, Patient, Series, Study, User
+from sharing.storage import ObjectNotFound, get_store
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 250
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    indexed: int
+    failed: int
+    series_ids: frozenset[int]
+
+
+def study_index_pending(*, study_instance_uid: str) -> IndexSummary:
+    indexed = failed = 0
+    series_ids: set[int] = set()
+    while True:
+        batch = _index_batch(study_instance_uid)
+        if batch is None:
+            break
+        indexed += batch.indexed
+        failed += batch.failed
+        series_ids |= batch.series_ids
+    return IndexSummary(indexed, failed, frozenset(series_ids))
+
+
+@transaction.atomic
+def _index_batch(study_instance_uid: str) -> IndexSummary | None:
+    pending = list(
+        Instance.objects.select_for_update(skip_locked=True)
+        .select_related("uploaded_by")
+        .filter(study_instance_uid=study_instance_uid, state=Instance.State.RECEIVED)
+        .order_by("pk")[:BATCH_SIZE]
+    )
+    if not pending:
+        return None
+    store = get_store()
+    now = timezone.now()
+    series_cache: dict[str, Series] = {}
+    failed = 0
+    for instance in pending:
+        try:
+            with store.local_copy(instance.object_key) as path:
+                header = read_header(path)
+        except (DicomInputError, ObjectNotFound) as exc:
+            # Validated on receipt, so this means the stored object changed or vanished.
+            instance.state = Instance.State.FAILED
+            instance.state_detail = str(exc)[:255]
+            failed += 1
+            continue
+        series = series_cache.get(header.series_instance_uid)
+        if series is None:
+            series = _series_for(header, instance)
+            series_cache[header.series_instance_uid] = series
+        instance.series = series
+        instance.instance_number = header.instance_number
+        instance.number_of_frames = header.number_of_frames
+        instance.rows = header.rows
+        instance.columns = header.columns
+        instance.state = Instance.State.INDEXED
+        instance.indexed_at = now
+    Instance.objects.bulk_update(
+        pending,
+        [
+            "series",
+            "instance_number",
+            "number_of_frames",
+            "rows",
+            "columns",
+            "state",
+            "state_detail",
+            "indexed_at",
+        ],
+    )
+    touched = list(series_cache.values())
+    _refresh_aggregates(touched)
+    series_ids = frozenset(s.pk for s in touched)
+    transaction.on_commit(lambda: _enqueue_thumbnails(series_ids), robust=True)
+    return IndexSummary(len(pending) - failed, failed, series_ids)
+
+
+def _series_for(header: InstanceHeader, instance: Instance) -> Series:
+    try:
+        return Series.objects.select_related("study").get(series_instance_uid=header.series_instance_uid)
+    except Series.DoesNotExist:
+        pass
+    study = _study_for(header, instance)
+    series, _ = Series.objects.get_or_create(
+        series_instance_uid=header.series_instance_uid,
+        defaults={
+            "study": study,
+            "modality": header.modality,
+            "series_number": header.series_number,
+            "description": header.series_description,
+            "body_part": header.body_part,
+        },
+    )
+    return series
+
+
+def _study_for(header: InstanceHeader, instance: Instance) -> Study:
+    try:
+        return Study.objects.get(study_instance_uid=header.study_instance_uid)
+    except Study.DoesNotExist:
+        pass
+    patient = _patient_for(header)
+    uploader = instance.uploaded_by
+    study, _ = Study.objects.get_or_create(
+        study_instance_uid=header.study_instance_uid,
+        defaults={
+            "patient": patient,
+            "study_date": header.study_date,
+            "study_time": header.study_time,
+            "accession_number": header.accession_number,
+            "study_id": header.study_id,
+            "description": header.study_description,
+            "referring_physician": header.referring_physician,
+            "institution": header.institution,
+            "source": instance.source,
+            "is_outside": uploader is not None and uploader.role == User.Role.PATIENT,
+            "first_received_at": instance.received_at,
+            "last_received_at": instance.received_at,
+        },
+    )
+    return study
+
+
+def _patient_for(header: InstanceHeader) -> Patient:
+    patient, created = Patient.objects.get_or_create(
+        patient_id=header.patient_id,
+        issuer=header.issuer,
+        defaults={"name": header.patient_name, "birth_date": header.birth_date, "sex": header.sex},
+    )
+    if not created and not patient.name and header.patient_name:
+        # A record made by staff when linking an account: fill in what the images tell.
+        patient.name = header.patient_name
+        patient.birth_date = patient.birth_date or header.birth_date
+        patient.sex = patient.sex or header.sex
+        patient.save(update_fields=["name", "birth_date", "sex", "updated_at"])
+    return patient
+
+
+def _refresh_aggregates(touched: Iterable[Series]) -> None:
+    study_ids = set()
+    for series in touched:
+        count = Instance.objects.filter(series=series, state=Instance.State.INDEXED).count()
+        Series.objects.filter(pk=series.pk).update(number_of_instances=count)
+        study_ids.add(series.study_id)
+    for study_id in study_ids:
+        study_refresh_aggregates(study_id=study_id)
+
+
+def study_refresh_aggregates(*, study_id: int) -> None:
+    study = Study.objects.select_for_update().get(pk=study_id)
+    series = list(Series.objects.filter(study=study).values("modality", "body_part"))
+    instances = Instance.objects.filter(series__study=study, state=Instance.State.INDEXED)
+    totals = instances.aggregate(
+        count=Count("pk"), size=Sum("size_bytes"), first=Min("received_at"), last=Max("received_at")
+    )
+    sop_classes = set(instances.values_list("sop_class_uid", flat=True).distinct())
+    study.number_of_series = len(series)
+    study.number_of_instances = totals["count"] or 0
+    study.size_bytes = totals["size"] or 0
+    study.modalities = "\\".join(sorted({s["modality"] for s in series if s["modality"]}))[:128]
+    study.body_parts = ", ".join(sorted({s["body_part"] for s in series if s["body_part"]}))[:256]
+    study.has_report = any(is_report_sop_class(uid) for uid in sop_classes)
+    if totals["first"]:
+        study.first_received_at = min(study.first_received_at, totals["first"])
+        study.last_received_at = max(study.last_received_at, totals["last"])
+    study.save(
+        update_fields=[
+            "number_of_series",
+            "number_of_instances",
+            "size_bytes",
+            "modalities",
+            "body_parts",
+            "has_report",
+            "first_received_at",
+            "last_received_at",
+        ]
+    )
+
+
+def _enqueue_thumbnails(series_ids: Iterable[int]) -> None:
+    from sharing import tasks
+
+    for series_id in series_ids:
+        tasks.series_thumbnail.delay(series_id)

@@ -1,0 +1,183 @@
+"""Receiving one instance: the core shared by the Storage SCP, STOW-RS and browser uploads.
+
+The order is what makes an acknowledgement trustworthy: validate, put the bytes in object
+storage (durable on return), record the row, commit, and only then enqueue indexing. Any failure
+before the commit removes the object again, so nothing is left half-stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from sharing.dicom.errors import InvalidDicom, UnreadableDicom
+from sharing.dicom.header import InstanceHeader, read_header
+from sharing.models import AuditEvent, Instance, InstanceConflict, Study, User
+from sharing.services.audit import audit_record
+from sharing.storage import StorageError, get_store, new_key, sha256_file
+
+logger = logging.getLogger(__name__)
+
+DICOM_MEDIA_TYPE = "application/dicom"
+
+
+class ReceiveOutcome(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # the same bytes were already stored: success, stored once
+    CONFLICT = "conflict"  # same SOP Instance UID, different bytes: original kept, copy set aside
+    INVALID = "invalid"  # identifiers missing, malformed or not those announced
+    UNREADABLE = "unreadable"  # not parseable as DICOM
+    UNAVAILABLE = "unavailable"  # storage or database down: nothing recorded, retry later
+
+    @property
+    def is_success(self) -> bool:
+        return self in (ReceiveOutcome.STORED, ReceiveOutcome.DUPLICATE)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who is handing us the instance, as recorded on the row and in the audit trail."""
+
+    source: Study.Source
+    label: str  # "AE_TITLE@address", or the uploading user's email
+    user: User | None = None
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    outcome: ReceiveOutcome
+    reason: str = ""
+    instance_id: int | None = None
+    header: InstanceHeader | None = field(default=None, repr=False)
+
+    @property
+    def study_instance_uid(self) -> str:
+        return self.header.study_instance_uid if self.header else ""
+
+
+def instance_receive(
+    *,
+    path: Path,
+    sender: Sender,
+    expected_sop_instance_uid: str | None = None,
+    expected_sop_class_uid: str | None = None,
+) -> ReceiveResult:
+    try:
+        header = read_header(path)
+    except UnreadableDicom as exc:
+        return ReceiveResult(ReceiveOutcome.UNREADABLE, str(exc))
+    except InvalidDicom as exc:
+        return ReceiveResult(ReceiveOutcome.INVALID, str(exc))
+    if expected_sop_instance_uid is not None and header.sop_instance_uid != expected_sop_instance_uid:
+        return ReceiveResult(
+            ReceiveOutcome.INVALID, "SOP Instance UID differs from the command", header=header
+        )
+    if expected_sop_class_uid is not None and header.sop_class_uid != expected_sop_class_uid:
+        return ReceiveResult(ReceiveOutcome.INVALID, "SOP Class UID differs from the command", header=header)
+
+    try:
+        digest = sha256_file(path)
+        size = path.stat().st_size
+    except OSError as exc:
+        return ReceiveResult(ReceiveOutcome.UNAVAILABLE, f"temporary file unreadable: {exc.strerror}")
+
+    store = get_store()
+    key = new_key("instances", ".dcm")
+    try:
+        store.put_file(key, path, content_type=DICOM_MEDIA_TYPE)
+    except StorageError as exc:
+        logger.warning("object store unavailable while receiving: %s", exc)
+        return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "object storage unavailable", header=header)
+
+    try:
+        with transaction.atomic():
+            instance = Instance.objects.create(
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid,
+                transfer_syntax_uid=header.transfer_syntax_uid,
+                study_instance_uid=header.study_instance_uid,
+                series_instance_uid=header.series_instance_uid,
+                instance_number=header.instance_number,
+                number_of_frames=header.number_of_frames,
+                rows=header.rows,
+                columns=header.columns,
+                size_bytes=size,
+                sha256=digest,
+                object_key=key,
+                source=sender.source,
+                sender=sender.label[:128],
+                uploaded_by=sender.user,
+                received_at=timezone.now(),
+            )
+            transaction.on_commit(lambda: _enqueue_indexing(instance.pk), robust=True)
+    except IntegrityError:
+        _discard(key)
+        return _receive_known(path=path, header=header, digest=digest, size=size, sender=sender)
+    except DatabaseError as exc:
+        _discard(key)
+        logger.warning("database unavailable while receiving: %s", type(exc).__name__)
+        return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "database unavailable", header=header)
+    return ReceiveResult(ReceiveOutcome.STORED, instance_id=instance.pk, header=header)
+
+
+def _receive_known(
+    *, path: Path, header: InstanceHeader, digest: str, size: int, sender: Sender
+) -> ReceiveResult:
+    """The SOP Instance UID is already stored: the same bytes again, or a conflicting copy."""
+    try:
+        existing = Instance.objects.get(sop_instance_uid=header.sop_instance_uid)
+    except (Instance.DoesNotExist, DatabaseError):
+        return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "database unavailable", header=header)
+    if existing.sha256 == digest:
+        return ReceiveResult(ReceiveOutcome.DUPLICATE, instance_id=existing.pk, header=header)
+
+    key = new_key("conflicts", ".dcm")
+    try:
+        get_store().put_file(key, path, content_type=DICOM_MEDIA_TYPE)
+    except StorageError:
+        return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "object storage unavailable", header=header)
+    try:
+        with transaction.atomic():
+            InstanceConflict.objects.create(
+                instance=existing,
+                object_key=key,
+                sha256=digest,
+                size_bytes=size,
+                sender=sender.label[:128],
+                received_at=timezone.now(),
+            )
+            audit_record(
+                action=AuditEvent.Action.INGEST_CONFLICT,
+                actor_kind=AuditEvent.ActorKind.USER if sender.user else AuditEvent.ActorKind.PEER,
+                actor_user=sender.user,
+                actor_label=sender.label,
+                study_instance_uid=header.study_instance_uid,
+                outcome=AuditEvent.Outcome.MINOR_FAILURE,
+                detail={"sop_instance_uid": header.sop_instance_uid, "source": sender.source},
+            )
+    except DatabaseError:
+        _discard(key)
+        return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "database unavailable", header=header)
+    return ReceiveResult(
+        ReceiveOutcome.CONFLICT,
+        "a different instance with this SOP Instance UID is already stored",
+        instance_id=existing.pk,
+        header=header,
+    )
+
+
+def _discard(key: str) -> None:
+    with contextlib.suppress(StorageError):
+        get_store().delete(key)
+
+
+def _enqueue_indexing(instance_id: int) -> None:
+    from sharing import tasks
+
+    tasks.ingest_instance.delay(instance_id)

@@ -1,0 +1,58 @@
+"""Series thumbnails: the middle image of the series (the middle frame of a multi-frame)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.db import transaction
+
+from sharing.conf import app_settings
+from sharing.dicom.render import render_thumbnail
+from sharing.models import Instance, Series
+from sharing.storage import StorageError, get_store, new_key
+
+
+def series_middle_instance(series: Series) -> Instance | None:
+    instances = Instance.objects.filter(series=series, state=Instance.State.INDEXED).order_by(
+        "instance_number", "sop_instance_uid"
+    )
+    count = instances.count()
+    return instances[count // 2] if count else None
+
+
+def series_thumbnail_update(*, series_id: int) -> bool:
+    """Render the thumbnail if the middle instance changed since the last one. True if rendered."""
+    series = Series.objects.filter(pk=series_id).first()
+    if series is None:
+        return False
+    middle = series_middle_instance(series)
+    if middle is None or (series.thumbnail_instance_id == middle.pk and series.thumbnail_key):
+        return False
+
+    store = get_store()
+    with store.local_copy(middle.object_key) as path:
+        thumbnail = render_thumbnail(
+            path, size=app_settings.THUMBNAIL_SIZE, max_pixels=app_settings.MAX_IMAGE_PIXELS
+        )
+    suffix = ".jpg" if thumbnail.media_type == "image/jpeg" else ".png"
+    key = new_key(f"thumbnails/{series.pk}", suffix)
+    store.put_bytes(key, thumbnail.data, content_type=thumbnail.media_type)
+
+    with transaction.atomic():
+        locked = Series.objects.select_for_update().get(pk=series.pk)
+        if locked.thumbnail_instance_id == middle.pk and locked.thumbnail_key:
+            stale_key = key  # another worker got there first
+        else:
+            stale_key = locked.thumbnail_key
+            locked.thumbnail_key = key
+            locked.thumbnail_kind = thumbnail.kind.value
+            locked.thumbnail_instance = middle
+            locked.save(update_fields=["thumbnail_key", "thumbnail_kind", "thumbnail_instance"])
+        if stale_key:
+            transaction.on_commit(lambda: _delete_quietly(stale_key))
+    return stale_key != key
+
+
+def _delete_quietly(key: str) -> None:
+    with contextlib.suppress(StorageError):
+        get_store().delete(key)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from sharing.dicom.synthetic import SyntheticPatient, ct_series, mr_series, sr_report, us_multiframe, write_study
+from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
+from sharing.services.completion import studies_mark_complete
+from sharing.services.indexing import study_index_pending
+from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
+from sharing.storage import get_store
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SENDER = Sender(source="dimse", label="PACS@10.0.0.5")
+
+
+def receive_all(paths):
+    results = [instance_receive(path=path, sender=SENDER) for path in paths]
+    assert all(r.outcome is ReceiveOutcome.STORED for r in results)
+    return results
+
+
+def test_indexing_builds_patient_study_series_and_aggregates(tmp_path, patient):
+    ct = ct_series(patient, slices=4, size=32)
+    study_uid = ct[0].StudyInstanceUID
+    report = sr_report(patient, study_uid=study_uid, text="No acute findings.")
+    receive_all(write_study([*ct, report], tmp_path / "study"))
+
+    study = Study.objects.get(study_instance_uid=study_uid)
+    assert study.patient == Patient.objects.get(patient_id="MRN-1001", issuer="GENERAL")
+    assert study.patient.name == "DOE^JANE"
+    assert study.patient.birth_date == datetime.date(1980, 1, 1)
+    assert study.number_of_instances == 5
+    assert study.number_of_series == 2
+    assert study.modalities == "CT\\SR"
+    assert study.has_report
+    assert study.size_bytes == sum(i.size_bytes for i in Instance.objects.all())
+    assert set(Instance.objects.values_list("state", flat=True)) == {Instance.State.INDEXED}
+
+
+def test_indexing_again_changes_nothing(tmp_path, patient):
+    receive_all(write_study(ct_series(patient, slices=3, size=32), tmp_path / "ct"))
+    study = Study.objects.get()
+
+    summary = study_index_pending(study_instance_uid=study.study_instance_uid)
+
+    assert summary.indexed == 0
+    assert Study.objects.get().number_of_instances == 3
+
+
+def test_each_series_gets_a_thumbnail_of_its_middle_image(tmp_path, patient):
+    receive_all(write_study(mr_series(patient, slices=5, size=32), tmp_path / "mr"))
+
+    for series in Series.objects.all():
+        middle = series.instances.order_by("instance_number")[series.number_of_instances // 2]
+        assert series.thumbnail_instance == middle
+        assert series.thumbnail_kind == "image"
+        with get_store().open(series.thumbnail_key) as handle:
+            assert handle.read(2) == b"\xff\xd8"
+
+
+def test_a_colour_multiframe_is_thumbnailed(tmp_path, patient):
+    receive_all(write_study(us_multiframe(patient, frames=6, rows=60, cols=80), tmp_path / "us"))
+
+    series = Series.objects.get()
+    assert series.thumbnail_kind == "image"
+    assert Instance.objects.get().number_of_frames == 6
+
+
+def test_studies_of_a_linked_patient_reach_that_user(tmp_path, patient):
+    user = User.objects.create_user("jane@example.com", "pw-123456789")
+    Patient.objects.create(patient_id="MRN-1001", issuer="GENERAL", user=user)
+
+    receive_all(write_study(ct_series(patient, slices=2, size=32), tmp_path / "ct"))
+
+    assert Study.objects.get().patient.user == user
+    assert Patient.objects.get().name == "DOE^JANE"
+
+
+def test_unlinked_studies_wait_for_staff(tmp_path):
+    stranger = SyntheticPatient(patient_id="UNKNOWN-7")
+    receive_all(write_study(ct_series(stranger, slices=2, size=32), tmp_path / "ct"))
+
+    assert Study.objects.get().patient.user is None
+
+
+def test_a_quiet_study_is_completed_once_and_its_patient_emailed(settings, tmp_path, patient):
+    settings.LIGHTBOX_STUDY_QUIET_SECONDS = 60
+    user = User.objects.create_user("jane@example.com", "pw-123456789")
+    Patient.objects.create(patient_id="MRN-1001", issuer="GENERAL", user=user)
+    receive_all(write_study(ct_series(patient, slices=2, size=32), tmp_path / "ct"))
+
+    assert studies_mark_complete() == []  # still within the quiet period
+    later = timezone.now() + datetime.timedelta(seconds=61)
+    marked = studies_mark_complete(now=later)
+    again = studies_mark_complete(now=later)
+
+    assert marked == [Study.objects.get().pk]
+    assert again == []
+    assert Study.objects.get().completed_at is not None
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["jane@example.com"]
+    assert "DOE" not in mail.outbox[0].body  # no patient data in email
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.STUDY_COMPLETE).count() == 1
+
+
+def test_a_study_with_pending_instances_is_not_completed(tmp_path, patient, monkeypatch):
+    monkeypatch.setattr("sharing.services.receiving._enqueue_indexing", lambda instance_id: None)
+    paths = write_study(ct_series(patient, slices=2, size=32), tmp_path / "ct")
+    receive_all(paths[:1])
+    study_index_pending(study_instance_uid=Instance.objects.get().study_instance_uid)
+    receive_all(paths[1:])  # received, not yet indexed
+
+    later = timezone.now() + datetime.timedelta(hours=1)
+    assert studies_mark_complete(now=later) == []
