@@ -10,7 +10,7 @@ from sharing.models import AuditEvent, Instance, InstanceConflict, Patient, Seri
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     ordering = ["email"]
     list_display = ["email", "role", "is_active", "is_staff", "last_login"]
     list_filter = ["role", "is_active", "is_staff"]
@@ -33,7 +33,7 @@ class PatientAdmin(admin.ModelAdmin[Patient]):
 
 class SeriesInline(admin.TabularInline[Series, Study]):
     model = Series
-    fields = ["series_number", "modality", "description", "number_of_instances", "thumbnail_kind"]
+    fields = ("series_number", "modality", "description", "number_of_instances", "thumbnail_kind")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -18,6 +18,13 @@ class AppSettings:
     def _get(self, name: str) -> object:
         return getattr(settings, self.prefix + name)
 
+    def _int(self, name: str) -> int:
+        return int(str(self._get(name)))
+
+    def _list(self, name: str) -> list[object]:
+        value = self._get(name)
+        return list(value) if isinstance(value, list | tuple) else []
+
     @property
     def OBJECT_STORE(self) -> str:
         return str(self._get("OBJECT_STORE"))
@@ -38,43 +45,43 @@ class AppSettings:
 
     @property
     def SCP_PORT(self) -> int:
-        return int(self._get("SCP_PORT"))  # type: ignore[call-overload]
+        return self._int("SCP_PORT")
 
     @property
     def SCP_ALLOWED_AES(self) -> list[str]:
-        return list(self._get("SCP_ALLOWED_AES"))  # type: ignore[call-overload]
+        return [str(entry) for entry in self._list("SCP_ALLOWED_AES")]
 
     @property
     def SCP_MAX_PDU(self) -> int:
-        return int(self._get("SCP_MAX_PDU"))  # type: ignore[call-overload]
+        return self._int("SCP_MAX_PDU")
 
     @property
     def SCP_MAX_ASSOCIATIONS(self) -> int:
-        return int(self._get("SCP_MAX_ASSOCIATIONS"))  # type: ignore[call-overload]
+        return self._int("SCP_MAX_ASSOCIATIONS")
 
     @property
     def SCP_TIMEOUT(self) -> float:
-        return float(self._get("SCP_TIMEOUT"))  # type: ignore[arg-type]
+        return float(str(self._get("SCP_TIMEOUT")))
 
     @property
     def SCP_PROCESSES(self) -> int:
-        return int(self._get("SCP_PROCESSES"))  # type: ignore[call-overload]
+        return self._int("SCP_PROCESSES")
 
     @property
     def THUMBNAIL_SIZE(self) -> int:
-        return int(self._get("THUMBNAIL_SIZE"))  # type: ignore[call-overload]
+        return self._int("THUMBNAIL_SIZE")
 
     @property
     def MAX_IMAGE_PIXELS(self) -> int:
-        return int(self._get("MAX_IMAGE_PIXELS"))  # type: ignore[call-overload]
+        return self._int("MAX_IMAGE_PIXELS")
 
     @property
     def STUDY_QUIET_SECONDS(self) -> int:
-        return int(self._get("STUDY_QUIET_SECONDS"))  # type: ignore[call-overload]
+        return self._int("STUDY_QUIET_SECONDS")
 
     @property
     def UPLOAD_MAX_BYTES(self) -> int:
-        return int(self._get("UPLOAD_MAX_BYTES"))  # type: ignore[call-overload]
+        return self._int("UPLOAD_MAX_BYTES")
 
     @property
     def SITE_URL(self) -> str:

@@ -11,27 +11,28 @@ from sharing.services.indexing import study_index_pending
 from sharing.services.thumbnails import series_thumbnail_update
 from sharing.storage import StorageUnavailable
 
-RETRY = {
-    "autoretry_for": (StorageUnavailable, OperationalError),
-    "retry_backoff": 2,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 12,
-}
+# Storage and database outages are retried with exponential backoff; anything else is a bug.
+retrying_task = shared_task(
+    autoretry_for=(StorageUnavailable, OperationalError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=12,
+)
 
 
-@shared_task(**RETRY)  # type: ignore[misc]
+@retrying_task
 def ingest_instance(instance_id: int) -> None:
     study_uid = Instance.objects.filter(pk=instance_id).values_list("study_instance_uid", flat=True).first()
     if study_uid is not None:
         study_index_pending(study_instance_uid=study_uid)
 
 
-@shared_task(**RETRY)  # type: ignore[misc]
+@retrying_task
 def series_thumbnail(series_id: int) -> None:
     series_thumbnail_update(series_id=series_id)
 
 
-@shared_task(**RETRY)  # type: ignore[misc]
+@retrying_task
 def studies_mark_complete() -> None:
     _studies_mark_complete()

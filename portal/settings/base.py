@@ -79,7 +79,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "lightbox.sqlite3",
+            "NAME": str(VAR_DIR / "lightbox.sqlite3"),
             "OPTIONS": {
                 # WAL lets the web server read while the SCP writes; IMMEDIATE avoids the
                 # "database is locked" upgrade deadlock between concurrent writers.
@@ -112,9 +112,14 @@ CELERY_TASK_TIME_LIMIT = env_int("LIGHTBOX_TASK_TIME_LIMIT", 600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task whose worker died unacknowledged is delivered again after this many seconds.
+# A task whose worker died unacknowledged is delivered again after this many seconds. kombu
+# looks for such tasks every unacked_restore_interval x unacked_restore_throttle seconds, so
+# both follow the timeout: a short timeout is only useful with a sweep at least as frequent.
+_VISIBILITY_TIMEOUT = env_int("LIGHTBOX_TASK_VISIBILITY_TIMEOUT", 3600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("LIGHTBOX_TASK_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 2)),
+    "unacked_restore_throttle": 1 if _VISIBILITY_TIMEOUT < 600 else 10,
 }
 CELERY_BEAT_SCHEDULE = {
     "studies-mark-complete": {"task": "sharing.tasks.studies_mark_complete", "schedule": 15.0},

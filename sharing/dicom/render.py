@@ -23,7 +23,9 @@ import pydicom
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, convert_color_space
+from pydicom.multival import MultiValue
+from pydicom.pixels import utils as pixel_utils
+from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi_lut, convert_color_space
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -34,14 +36,14 @@ from pydicom.uid import (
 
 Array = npt.NDArray[Any]
 
-# Everything pydicom, its codec plugins and Pillow raise on hostile or unsupported bytes.
-# RuntimeError covers codec plugins (pylibjpeg reports decode failures that way); RecursionError
-# absurdly nested sequences; MemoryError a declared size that slipped under max_pixels but not RAM.
-_FAILURES: tuple[type[BaseException], ...] = (
+# Everything pydicom, its codec plugins and Pillow raise on odd or unsupported bytes; RuntimeError is
+# how pydicom reports that every decoding plugin failed.
+_PARSE_ERRORS: tuple[type[Exception], ...] = (
     InvalidDicomError, ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError,
-    EOFError, OverflowError, RecursionError, MemoryError, RuntimeError, struct.error, zlib.error,
-    UnicodeError, OSError, Image.DecompressionBombError,
+    EOFError, OverflowError, RuntimeError, struct.error, zlib.error, UnicodeError, OSError,
 )  # fmt: skip
+# Plus hostile ones: absurdly nested sequences, and a size under max_pixels that still exhausts RAM.
+_FAILURES: tuple[type[Exception], ...] = (*_PARSE_ERRORS, RecursionError, MemoryError)
 _PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 
 
@@ -71,20 +73,20 @@ _LABELS = {
     RenderKind.REPORT: "Report",
     RenderKind.DOCUMENT: "PDF / document",
     RenderKind.WAVEFORM: "Waveform",
-    RenderKind.PRESENTATION: "Presentation state",
+    RenderKind.PRESENTATION: "Presentation\nstate",
     RenderKind.RADIOTHERAPY: "RT object",
     RenderKind.OTHER: "No image",
     RenderKind.TOO_LARGE: "Image too large",
     RenderKind.UNREADABLE: "Cannot display",
 }
 # (SOP Class UID prefix, modalities, kind) for objects that never carry pixel data of their own.
-_CLASSES = (
-    ("1.2.840.10008.5.1.4.1.1.88.", {"SR", "KO"}, RenderKind.REPORT),
-    ("1.2.840.10008.5.1.4.1.1.104.", {"DOC"}, RenderKind.DOCUMENT),
-    ("1.2.840.10008.5.1.4.1.1.9.", {"ECG", "HD", "EPS", "AU", "RESP", "EEG", "EMG", "EOG"}, RenderKind.WAVEFORM),
-    ("1.2.840.10008.5.1.4.1.1.11.", {"PR"}, RenderKind.PRESENTATION),
-    ("1.2.840.10008.5.1.4.1.1.481.", {"RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD"}, RenderKind.RADIOTHERAPY),
-    ("1.2.840.10008.5.1.4.34.", set(), RenderKind.RADIOTHERAPY),  # second-generation RT
+_CLASSES: tuple[tuple[str, str, RenderKind], ...] = (
+    ("1.2.840.10008.5.1.4.1.1.88.", "SR KO", RenderKind.REPORT),
+    ("1.2.840.10008.5.1.4.1.1.104.", "DOC", RenderKind.DOCUMENT),
+    ("1.2.840.10008.5.1.4.1.1.9.", "ECG HD EPS AU RESP EEG EMG EOG", RenderKind.WAVEFORM),
+    ("1.2.840.10008.5.1.4.1.1.11.", "PR", RenderKind.PRESENTATION),
+    ("1.2.840.10008.5.1.4.1.1.481.", "RTPLAN RTSTRUCT RTDOSE RTRECORD", RenderKind.RADIOTHERAPY),
+    ("1.2.840.10008.5.1.4.34.", "", RenderKind.RADIOTHERAPY),  # second-generation RT
 )
 
 
@@ -101,25 +103,22 @@ def render_thumbnail(
         raise ValueError(f"thumbnail size {size} outside 16..4096")
     if isinstance(source, str | os.PathLike):
         with open(source, "rb") as handle:
-            return _render_safely(handle, size, max_pixels)
+            return render_thumbnail(handle, size=size, max_pixels=max_pixels)
     position = source.tell()
     try:
-        return _render_safely(source, size, max_pixels)
-    finally:
-        source.seek(position)
-
-
-def _render_safely(handle: BinaryIO, size: int, max_pixels: int) -> Thumbnail:
-    try:
-        return _render(handle, size, max_pixels)
+        return _render(source, size, max_pixels)
     except _FAILURES:
         return placeholder_tile(RenderKind.UNREADABLE, size=size)
+    finally:
+        source.seek(position)
 
 
 def _render(handle: BinaryIO, size: int, max_pixels: int) -> Thumbnail:
     ds, pixel_keyword, syntax = _read_header(handle)
     if pixel_keyword is None:
-        sop_class = str(ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+        sop_class = str(
+            ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+        )
         # Read without a preamble, no SOP class, no pixels: that is pydicom's force=True guess at
         # arbitrary bytes rather than an instance.
         forced = getattr(ds, "preamble", None) is None
@@ -172,7 +171,7 @@ def _syntax(ds: Dataset) -> UID:
 def _classify(ds: Dataset, sop_class: str) -> RenderKind:
     modality = str(ds.get("Modality") or "").strip().upper()
     for prefix, modalities, kind in _CLASSES:
-        if sop_class.startswith(prefix) or modality in modalities:
+        if sop_class.startswith(prefix) or modality in modalities.split():
             return kind
     if "WaveformSequence" in ds:
         return RenderKind.WAVEFORM
@@ -183,8 +182,8 @@ def _decode_frame(handle: BinaryIO, ds: Dataset, syntax: UID, index: int) -> Arr
     """Decode one frame, streaming from the file so other frames are never read into memory."""
     if not any(keyword in ds for keyword in _PIXEL_TAGS.values()):  # header only: stream the frame
         try:
-            return np.asarray(pydicom.pixels.pixel_array(handle, index=index, transfer_syntax_uid=syntax))
-        except _FAILURES:
+            return np.asarray(pixel_utils.pixel_array(handle, index=index, transfer_syntax_uid=syntax))
+        except _PARSE_ERRORS:
             # Some real files contradict their own transfer syntax (e.g. implicit VR under an
             # explicit-VR UID); the full reader copes with those, the streaming one does not.
             handle.seek(0)
@@ -193,7 +192,7 @@ def _decode_frame(handle: BinaryIO, ds: Dataset, syntax: UID, index: int) -> Arr
         meta = getattr(ds, "file_meta", None) or FileMetaDataset()
         meta.TransferSyntaxUID = syntax
         ds.file_meta = meta
-    return np.asarray(pydicom.pixels.pixel_array(ds, index=index))
+    return np.asarray(pixel_utils.pixel_array(ds, index=index))
 
 
 def frame_view(ds: Dataset, index: int) -> Dataset:
@@ -223,9 +222,9 @@ def frame_to_display(ds: Dataset, frame: Array, *, raw: bool = False) -> Array:
     """
     photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper()
     if photometric == "PALETTE COLOR" and frame.ndim == 2:
-        rgb = apply_color_lut(frame, ds)
+        rgb = np.asarray(apply_color_lut(frame, ds))
         # Palettes are nominally 8 or 16 bits; some declare 16 and hold 8-bit values.
-        return (rgb >> 8 if rgb.max() > 255 else rgb).astype(np.uint8)
+        return np.asarray(rgb >> 8 if rgb.max() > 255 else rgb, dtype=np.uint8)
     if frame.ndim == 3:
         if frame.shape[-1] != 3:
             raise ValueError(f"cannot display {frame.shape[-1]} samples per pixel")
@@ -255,9 +254,11 @@ def _apply_voi(values: Array, stored: Array, ds: Dataset) -> Array:
     lut_item = (ds.get("VOILUTSequence") or [None])[0]
     if lut_item is not None and lut_item.get("LUTDescriptor") and lut_item.get("LUTData"):
         try:
-            out = np.asarray(apply_voi_lut(values.astype(np.int64), ds, prefer_lut=True), dtype=np.float32)
+            out: Array = np.asarray(
+                apply_voi_lut(values.astype(np.int64), ds, prefer_lut=True), dtype=np.float32
+            )
             # The descriptor declares the output depth; some under-declare it, so never clip real data.
-            top = max(2.0 ** int(lut_item.LUTDescriptor[2]) - 1.0, float(out.max()), 1.0)
+            top = max(float(2 ** int(lut_item.LUTDescriptor[2]) - 1), float(out.max()), 1.0)
             return np.clip(out * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError):
             pass  # a broken LUT: fall back to the window, or to the auto-window
@@ -303,7 +304,7 @@ def _aspect(ds: Dataset) -> float:
     # Pixel Spacing is row (vertical) then column spacing; Pixel Aspect Ratio is vertical:horizontal,
     # so in both the first value is the pixel's height.
     pair = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or ds.get("PixelAspectRatio")
-    if not isinstance(pair, list | tuple | pydicom.multival.MultiValue) or len(pair) != 2:
+    if not isinstance(pair, list | tuple | MultiValue) or len(pair) != 2:
         return 1.0
     row, column = _first_float(pair[0]), _first_float(pair[1])
     if row is None or column is None or not (row > 0 and column > 0):
@@ -313,7 +314,7 @@ def _aspect(ds: Dataset) -> float:
 
 
 def _encode(pixels: Array, aspect: float, size: int) -> Thumbnail:
-    image = Image.fromarray(np.ascontiguousarray(pixels), mode="L" if pixels.ndim == 2 else "RGB")
+    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))  # uint8 (H, W) is L, (H, W, 3) RGB
     width, height = image.width * aspect, float(image.height)
     scale = size / max(width, height)
     target = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -334,34 +335,21 @@ def placeholder_tile(kind: RenderKind, *, size: int = 256) -> Thumbnail:
     draw = ImageDraw.Draw(image)
     margin = max(2, size // 12)
     draw.rounded_rectangle(
-        (margin, margin, size - 1 - margin, size - 1 - margin), radius=size // 16, outline=96, width=max(1, size // 64)
+        (margin, margin, size - 1 - margin, size - 1 - margin),
+        radius=size // 16,
+        outline=96,
+        width=max(1, size // 64),
     )
-    font = ImageFont.load_default(size=max(8, size // 11))
-    lines = _wrap(draw, _LABELS[kind], font, size - 4 * margin)
-    line_height = font.getbbox("Ag")[3] * 1.25
-    top = (size - line_height * len(lines)) / 2
-    for number, line in enumerate(lines):
-        draw.text((size / 2, top + number * line_height), line, fill=200, font=font, anchor="ma")
+    font = ImageFont.load_default(size=max(8, size // 11))  # FreeType font; a bitmap one without it
+    draw.multiline_text((size / 2, size / 2), _LABELS[kind], fill=200, font=font, anchor="mm", align="center")
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return Thumbnail(kind, out.getvalue(), "image/png", size, size)
 
 
-def _wrap(
-    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int
-) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return lines
-
-
 def _first_float(value: Any) -> float | None:
     """First value of a (possibly multi-valued) numeric element, or None if absent or nonsense."""
-    if isinstance(value, list | tuple | pydicom.multival.MultiValue):
+    if isinstance(value, list | tuple | MultiValue):
         value = value[0] if len(value) else None
     try:
         number = float(value)

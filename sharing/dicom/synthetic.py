@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 import os
 import textwrap
+import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -44,12 +46,9 @@ F32 = npt.NDArray[np.float32]
 
 
 def _check_date(value: str) -> str:
-    if (
-        len(value) != 8
-        or not value.isdigit()
-        or not (1 <= int(value[4:6]) <= 12 and 1 <= int(value[6:]) <= 31)
-    ):
+    if len(value) != 8 or not value.isdigit():
         raise ValueError(f"not a DICOM DA value (YYYYMMDD): {value!r}")
+    datetime.strptime(value, "%Y%m%d")  # ValueError for impossible dates such as 20260230
     return value
 
 
@@ -132,7 +131,9 @@ def _slice_geometry(
 ) -> None:
     """Axial head-first-supine plane: the stack sorts on ImagePositionPatient[2] / SliceLocation."""
     corner = round(-spacing * (size - 1) / 2, 4)
-    ds.FrameOfReferenceUID = str(generate_uid(prefix=None, entropy_srcs=[series.study_uid, series.modality]))
+    # Derived from study + modality, so every series of one study shares it (generate_uid ignores
+    # entropy_srcs when prefix is None, hence uuid5).
+    ds.FrameOfReferenceUID = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, series.study_uid + series.modality).int}"
     ds.PositionReferenceIndicator, ds.PatientPosition, ds.AcquisitionNumber = "", "HFS", 1
     ds.ImagePositionPatient, ds.ImageOrientationPatient = [corner, corner, z], [1, 0, 0, 0, 1, 0]
     ds.SliceThickness, ds.SliceLocation, ds.PixelSpacing = thickness, z, [spacing, spacing]
@@ -386,9 +387,10 @@ def us_multiframe(
             fl = flow[sel]
             red, blue = np.maximum(80 + 175 * fl, 20), np.maximum(80 - 175 * fl, 20)
             pixels[f][sel] = np.stack([red, 200 * np.abs(fl) ** 3, blue], -1)
-    ramp = np.linspace(1.0, -1.0, 80, dtype=np.float32)[:, None]  # colour scale bar on the right
+    top, height, left = rows // 12, rows // 3, cols - cols // 20  # colour scale bar on the right
+    ramp = np.linspace(1.0, -1.0, height, dtype=np.float32)[:, None]
     bar = [80 + 175 * np.clip(ramp, 0, 1), 0 * ramp, 80 + 175 * np.clip(-ramp, 0, 1)]
-    pixels[:, 20:100, cols - 14 : cols - 8] = np.stack(bar, -1).astype(np.uint8)
+    pixels[:, top : top + height, left : left + max(cols // 50, 2)] = np.stack(bar, -1).astype(np.uint8)
     study_uid, name = study_uid or new_uid(), "US CAROTID DOPPLER"
     series = _Series(
         UltrasoundMultiFrameImageStorage, "US", "NECK", study_uid, study_date, name, "R CCA CINE"
@@ -519,8 +521,9 @@ def demo_studies(patient: SyntheticPatient) -> list[list[Dataset]]:
 def write_part10(ds: Dataset, path: str | os.PathLike[str]) -> Path:
     """Write `ds` as a DICOM Part-10 file (preamble, file meta consistent with the dataset)."""
     meta = ds.file_meta if hasattr(ds, "file_meta") else FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for keyword in ("SOPClassUID", "SOPInstanceUID"):  # tests also write deliberately broken datasets
+        if keyword in ds:
+            setattr(meta, f"MediaStorage{keyword}", ds[keyword].value)
     meta.TransferSyntaxUID = meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)
     meta.ImplementationClassUID = meta.get("ImplementationClassUID", PYDICOM_IMPLEMENTATION_UID)
     ds.file_meta, target = meta, Path(path)

@@ -44,7 +44,7 @@ class User(AbstractUser):
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects: ClassVar[LightboxUserManager] = LightboxUserManager()  # type: ignore[assignment]
+    objects: ClassVar[LightboxUserManager] = LightboxUserManager()
 
     def __str__(self) -> str:
         return self.email

@@ -6,11 +6,10 @@ import logging
 import socket
 import socketserver
 import tempfile
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from sharing.conf import app_settings
@@ -18,6 +17,7 @@ from sharing.scp import handlers
 
 logger = logging.getLogger("sharing.scp")
 
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 # Stored as received, never transcoded.
 TRANSFER_SYNTAXES = [
     "1.2.840.10008.1.2",  # Implicit VR Little Endian
@@ -43,6 +43,7 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
     """Lets several SCP processes listen on one port; the kernel spreads associations."""
 
     def server_bind(self) -> None:
+        assert self.socket is not None
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()
 
@@ -77,13 +78,14 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     ae.dimse_timeout = app_settings.SCP_TIMEOUT
     ae.network_timeout = app_settings.SCP_TIMEOUT
     ae.require_calling_aet = [entry.partition("@")[0].strip() for entry in app_settings.SCP_ALLOWED_AES]
-    ae.add_supported_context(Verification)
+    ae.add_supported_context(VERIFICATION_SOP_CLASS)
     for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None
         ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     return ae
 
 
-EVENT_HANDLERS = [
+EVENT_HANDLERS: list[Any] = [
     (evt.EVT_C_ECHO, handlers.handle_echo),
     (evt.EVT_C_STORE, handlers.handle_store),
     (evt.EVT_ACCEPTED, _handle_accepted),
@@ -95,7 +97,7 @@ EVENT_HANDLERS = [
 def make_server(*, host: str, port: int, ae_title: str | None = None) -> ReusePortAssociationServer:
     """A bound, not yet serving, SCP server. Call ``serve_forever()`` (or run it in a thread)."""
     ae = build_ae(ae_title=ae_title)
-    server: ReusePortAssociationServer = ae.make_server(
+    server = ae.make_server(
         (host, port), evt_handlers=EVENT_HANDLERS, server_class=ReusePortAssociationServer
     )
-    return server
+    return cast(ReusePortAssociationServer, server)

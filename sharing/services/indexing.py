@@ -50,7 +50,7 @@ def study_index_pending(*, study_instance_uid: str) -> IndexSummary:
 @transaction.atomic
 def _index_batch(study_instance_uid: str) -> IndexSummary | None:
     pending = list(
-        Instance.objects.select_for_update(skip_locked=True)
+        Instance.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("uploaded_by")
         .filter(study_instance_uid=study_instance_uid, state=Instance.State.RECEIVED)
         .order_by("pk")[:BATCH_SIZE]

@@ -14,9 +14,15 @@ pytestmark = pytest.mark.integration
 
 def test_orthanc_pushes_studies_that_arrive_indexed_and_thumbnailed(scp, tmp_path):
     patient = SyntheticPatient(patient_id="PACS-42", issuer="HOSP")
-    studies = [ct_series(patient, slices=6, size=64), mr_series(patient, slices=3, size=32), cr_image(patient, rows=128, cols=100)]
+    studies = [
+        ct_series(patient, slices=6, size=64),
+        mr_series(patient, slices=3, size=32),
+        cr_image(patient, rows=128, cols=100),
+    ]
     modalities = {"lightbox": (scp.ae_title, "127.0.0.1", scp.port)}
-    with running_orthanc(tmp_path / "orthanc", http_port=free_port(), dicom_port=free_port(), modalities=modalities) as orthanc:
+    with running_orthanc(
+        tmp_path / "orthanc", http_port=free_port(), dicom_port=free_port(), modalities=modalities
+    ) as orthanc:
         study_ids = set()
         for index, datasets in enumerate(studies):
             for path in write_study(datasets, tmp_path / f"study-{index}"):

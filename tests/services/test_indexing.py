@@ -6,7 +6,14 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from sharing.dicom.synthetic import SyntheticPatient, ct_series, mr_series, sr_report, us_multiframe, write_study
+from sharing.dicom.synthetic import (
+    SyntheticPatient,
+    ct_series,
+    mr_series,
+    sr_report,
+    us_multiframe,
+    write_study,
+)
 from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
 from sharing.services.completion import studies_mark_complete
 from sharing.services.indexing import study_index_pending

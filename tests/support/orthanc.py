@@ -9,8 +9,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,16 @@ class Orthanc:
         self.process = process
         self.url = f"http://127.0.0.1:{http_port}"
 
-    def request(self, method: str, path: str, body: bytes | dict[str, Any] | list[Any] | None = None,
-                timeout: float = 300) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | dict[str, Any] | list[Any] | None = None,
+        timeout: float = 300,
+    ) -> Any:
         data = json.dumps(body).encode() if isinstance(body, dict | list) else body
         request = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local test server
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
         if response.headers.get_content_type() == "application/json" and payload:
             return json.loads(payload)
@@ -39,13 +44,20 @@ class Orthanc:
         return self.request("POST", "/instances", path.read_bytes())  # type: ignore[no-any-return]
 
     def store_to(self, modality: str, resources: list[str]) -> Any:
-        return self.request("POST", f"/modalities/{modality}/store", {"Resources": resources, "Synchronous": True})
+        return self.request(
+            "POST", f"/modalities/{modality}/store", {"Resources": resources, "Synchronous": True}
+        )
 
 
 @contextmanager
-def running_orthanc(workdir: Path, *, http_port: int, dicom_port: int,
-                    modalities: dict[str, tuple[str, str, int]] | None = None,
-                    extra: dict[str, Any] | None = None) -> Iterator[Orthanc]:
+def running_orthanc(
+    workdir: Path,
+    *,
+    http_port: int,
+    dicom_port: int,
+    modalities: dict[str, tuple[str, str, int]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Iterator[Orthanc]:
     """Start Orthanc with a throw-away configuration; stop it and keep its log on failure."""
     binary = shutil.which("Orthanc")
     if binary is None:
@@ -72,7 +84,9 @@ def running_orthanc(workdir: Path, *, http_port: int, dicom_port: int,
     config_path.write_text(json.dumps(config))
     log = (workdir / "orthanc.log").open("wb")
     process = subprocess.Popen(
-        [binary, str(config_path)], stdout=log, stderr=subprocess.STDOUT,
+        [binary, str(config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "TCP_NODELAY": "1"},
     )
     orthanc = Orthanc(http_port, dicom_port, process)
@@ -84,7 +98,9 @@ def running_orthanc(workdir: Path, *, http_port: int, dicom_port: int,
                 break
             except (urllib.error.URLError, ConnectionError):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Orthanc did not start: " + (workdir / "orthanc.log").read_text()[-2000:]) from None
+                    raise RuntimeError(
+                        "Orthanc did not start: " + (workdir / "orthanc.log").read_text()[-2000:]
+                    ) from None
                 time.sleep(0.1)
         yield orthanc
     finally:
