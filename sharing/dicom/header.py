@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -75,7 +76,9 @@ def read_header(path: Path) -> InstanceHeader:
     try:
         with path.open("rb") as handle:
             dataset = pydicom.dcmread(handle, stop_before_pixels=True, defer_size="64 KB")
-            _check_pixel_data_complete(handle, dataset, path.stat().st_size)
+            size = path.stat().st_size
+            _check_elements_complete(dataset, size)
+            _check_pixel_data_complete(handle, dataset, size)
             return _header_from(dataset)
     except (UnreadableDicom, InvalidDicom):
         raise
@@ -172,6 +175,21 @@ def _date(ds: Dataset, keyword: str) -> datetime.date | None:
         return datetime.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
     except ValueError:
         return None
+
+
+def _check_elements_complete(ds: Dataset, file_size: int) -> None:
+    """Reject a file cut short inside its header: pydicom reads a short value without a word.
+
+    Top-level elements are still raw (unparsed) here, each knowing where its value starts.
+    """
+    meta = getattr(ds, "file_meta", None)
+    if str(getattr(meta, "TransferSyntaxUID", "")) == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return  # offsets refer to the inflated stream
+    for element in ds._dict.values():
+        if not isinstance(element, RawDataElement) or element.length == _UNDEFINED_LENGTH:
+            continue
+        if element.value_tell + element.length > file_size:
+            raise UnreadableDicom("the file ends inside an element (truncated)")
 
 
 def _check_pixel_data_complete(handle: BinaryIO, ds: Dataset, file_size: int) -> None:
