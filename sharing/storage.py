@@ -99,15 +99,20 @@ class LocalObjectStore:
         return path
 
     def ensure_ready(self) -> None:
+        # Private by its root: nothing below a 0700 directory is reachable by other users,
+        # whatever the umask gives the files and sub-directories inside.
         try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.chmod(0o700)
         except OSError as exc:
             raise StorageUnavailable(f"object store directory unusable: {exc}") from exc
 
     def put_file(self, key: str, path: Path, *, content_type: str) -> None:
         target = self._path(key)
+        if not self.root.exists():
+            self.ensure_ready()
         try:
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            target.parent.mkdir(parents=True, exist_ok=True)
             staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
             try:
                 # A hard link costs nothing when the source is on the same file system (the SCP's
@@ -227,15 +232,25 @@ class S3ObjectStore:
                 if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
                     raise
                 self.client.create_bucket(Bucket=self.bucket)
-                self.client.put_public_access_block(
-                    Bucket=self.bucket,
-                    PublicAccessBlockConfiguration={
-                        "BlockPublicAcls": True,
-                        "IgnorePublicAcls": True,
-                        "BlockPublicPolicy": True,
-                        "RestrictPublicBuckets": True,
-                    },
-                )
+                self._block_public_access()
+
+    def _block_public_access(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_public_access_block(
+                Bucket=self.bucket,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            )
+        except ClientError as exc:
+            # MinIO and some others do not implement the call; their new buckets are private.
+            if exc.response.get("Error", {}).get("Code") not in ("NotImplemented", "XNotImplemented"):
+                raise
 
     def put_file(self, key: str, path: Path, *, content_type: str) -> None:
         with self._errors(key):
@@ -289,7 +304,7 @@ class S3ObjectStore:
 def store_from_url(url: str) -> ObjectStore:
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        if not parsed.path.startswith("/"):
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
             raise ImproperlyConfigured("LIGHTBOX_OBJECT_STORE=file://… needs an absolute path")
         return LocalObjectStore(Path(unquote(parsed.path)))
     if parsed.scheme == "s3":

@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,17 +68,25 @@ class RunningSCP:
         self.host = "127.0.0.1"
 
 
-@pytest.fixture
-def scp(transactional_db, settings) -> Iterator[RunningSCP]:
+@contextmanager
+def running_scp(*, allowed_aes: list[str] | None = None) -> Iterator[RunningSCP]:
     """The real Storage SCP (the core of ``manage.py run_scp``) on a free port, in a thread."""
     from sharing.scp.server import make_server
 
     port = free_port()
-    server = make_server(host="127.0.0.1", port=port, ae_title="LIGHTBOX")
+    server = make_server(host="127.0.0.1", port=port, ae_title="LIGHTBOX", allowed_aes=allowed_aes)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield RunningSCP(server, port, "LIGHTBOX")
-    server.shutdown()
+    try:
+        yield RunningSCP(server, port, "LIGHTBOX")
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def scp(transactional_db) -> Iterator[RunningSCP]:
+    with running_scp() as running:
+        yield running
 
 
 @pytest.fixture

@@ -115,7 +115,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died unacknowledged is delivered again after this many seconds. kombu
 # looks for such tasks every unacked_restore_interval x unacked_restore_throttle seconds, so
 # both follow the timeout: a short timeout is only useful with a sweep at least as frequent.
-_VISIBILITY_TIMEOUT = env_int("LIGHTBOX_TASK_VISIBILITY_TIMEOUT", 3600, minimum=1)
+# The default outlasts the task time limit, so a slow task is never delivered twice at once.
+_VISIBILITY_TIMEOUT = env_int("LIGHTBOX_TASK_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": _VISIBILITY_TIMEOUT,
     "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 2)),
@@ -165,7 +166,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("LIGHTBOX_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 
 # Uploaded files larger than this go to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -56,16 +56,16 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
             self.ae._servers.remove(self)
 
 
-def _handle_accepted(event: Any) -> None:
+def _handle_accepted(event: Any, allowed: list[str]) -> None:
     calling_ae, address = handlers.peer_of(event.assoc)
-    if not handlers.is_peer_allowed(calling_ae, address, app_settings.SCP_ALLOWED_AES):
+    if not handlers.is_peer_allowed(calling_ae, address, allowed):
         logger.warning("association from %s@%s refused: host not allowed for this AE", calling_ae, address)
         event.assoc.abort()
         return
     logger.info("association accepted from %s@%s", calling_ae, address)
 
 
-def build_ae(*, ae_title: str | None = None) -> AE:
+def build_ae(*, ae_title: str | None = None, allowed_aes: list[str] | None = None) -> AE:
     # Received datasets go straight to a temporary file (bounded memory whatever their size),
     # in Lightbox's temp directory so the local store can hard-link rather than copy them.
     _config.STORE_RECV_CHUNKED_DATASET = True
@@ -77,7 +77,8 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     ae.acse_timeout = app_settings.SCP_TIMEOUT
     ae.dimse_timeout = app_settings.SCP_TIMEOUT
     ae.network_timeout = app_settings.SCP_TIMEOUT
-    ae.require_calling_aet = [entry.partition("@")[0].strip() for entry in app_settings.SCP_ALLOWED_AES]
+    allowed = app_settings.SCP_ALLOWED_AES if allowed_aes is None else allowed_aes
+    ae.require_calling_aet = [entry.partition("@")[0].strip() for entry in allowed]
     ae.add_supported_context(VERIFICATION_SOP_CLASS)
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
@@ -85,19 +86,23 @@ def build_ae(*, ae_title: str | None = None) -> AE:
     return ae
 
 
-EVENT_HANDLERS: list[Any] = [
-    (evt.EVT_C_ECHO, handlers.handle_echo),
-    (evt.EVT_C_STORE, handlers.handle_store),
-    (evt.EVT_ACCEPTED, _handle_accepted),
-    (evt.EVT_RELEASED, handlers.handle_released),
-    (evt.EVT_ABORTED, handlers.handle_aborted),
-]
+def make_server(
+    *, host: str, port: int, ae_title: str | None = None, allowed_aes: list[str] | None = None
+) -> ReusePortAssociationServer:
+    """A bound, not yet serving, SCP server. Call ``serve_forever()`` (or run it in a thread).
 
-
-def make_server(*, host: str, port: int, ae_title: str | None = None) -> ReusePortAssociationServer:
-    """A bound, not yet serving, SCP server. Call ``serve_forever()`` (or run it in a thread)."""
-    ae = build_ae(ae_title=ae_title)
+    ``allowed_aes`` overrides LIGHTBOX_SCP_ALLOWED_AES (the demo seed's private SCP takes any).
+    """
+    allowed = app_settings.SCP_ALLOWED_AES if allowed_aes is None else allowed_aes
+    ae = build_ae(ae_title=ae_title, allowed_aes=allowed)
+    event_handlers: list[Any] = [
+        (evt.EVT_C_ECHO, handlers.handle_echo),
+        (evt.EVT_C_STORE, handlers.handle_store),
+        (evt.EVT_ACCEPTED, _handle_accepted, [allowed]),
+        (evt.EVT_RELEASED, handlers.handle_released),
+        (evt.EVT_ABORTED, handlers.handle_aborted),
+    ]
     server = ae.make_server(
-        (host, port), evt_handlers=EVENT_HANDLERS, server_class=ReusePortAssociationServer
+        (host, port), evt_handlers=event_handlers, server_class=ReusePortAssociationServer
     )
     return cast(ReusePortAssociationServer, server)

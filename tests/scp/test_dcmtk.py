@@ -11,7 +11,7 @@ import pytest
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, pdf_report, write_part10, write_study
 from sharing.models import AuditEvent, Instance, Series, Study
 from sharing.storage import get_store
-from tests.conftest import require_binary
+from tests.conftest import require_binary, running_scp
 
 pytestmark = pytest.mark.integration
 
@@ -117,12 +117,10 @@ def test_objects_without_pixels_get_a_typed_placeholder(scp, dcmtk_env, patient,
     assert Study.objects.get().has_report
 
 
-def test_only_listed_calling_aes_may_store_when_configured(settings, scp, dcmtk_env, ct_files):
-    settings.LIGHTBOX_SCP_ALLOWED_AES = ["PACS"]
-    scp.server.ae.require_calling_aet = ["PACS"]
-
-    refused = storescu(scp, dcmtk_env, ct_files[0], calling_ae="INTRUDER")
-    accepted = storescu(scp, dcmtk_env, ct_files[0], calling_ae="PACS")
+def test_only_listed_calling_aes_may_store_when_configured(transactional_db, dcmtk_env, ct_files):
+    with running_scp(allowed_aes=["PACS"]) as scp:
+        refused = storescu(scp, dcmtk_env, ct_files[0], calling_ae="INTRUDER")
+        accepted = storescu(scp, dcmtk_env, ct_files[0], calling_ae="PACS")
 
     assert refused.returncode != 0
     assert "rejected" in (refused.stdout + refused.stderr).lower()
@@ -130,14 +128,24 @@ def test_only_listed_calling_aes_may_store_when_configured(settings, scp, dcmtk_
     assert Instance.objects.count() == 1
 
 
-def test_an_allowed_ae_title_from_the_wrong_host_is_refused(settings, scp, dcmtk_env, ct_files):
-    settings.LIGHTBOX_SCP_ALLOWED_AES = ["PACS@10.9.9.9"]
-    scp.server.ae.require_calling_aet = ["PACS"]
-
-    result = storescu(scp, dcmtk_env, ct_files[0], calling_ae="PACS")
+def test_an_allowed_ae_title_from_the_wrong_host_is_refused(transactional_db, dcmtk_env, ct_files):
+    with running_scp(allowed_aes=["PACS@10.9.9.9"]) as scp:
+        result = storescu(scp, dcmtk_env, ct_files[0], calling_ae="PACS")
 
     assert result.returncode != 0
     assert not Instance.objects.exists()
+
+
+def test_the_allow_list_comes_from_the_environment_by_default(
+    settings, transactional_db, dcmtk_env, ct_files
+):
+    settings.LIGHTBOX_SCP_ALLOWED_AES = ["PACS@127.0.0.1"]
+    with running_scp() as scp:
+        refused = storescu(scp, dcmtk_env, ct_files[0], calling_ae="OTHER")
+        accepted = storescu(scp, dcmtk_env, ct_files[0], calling_ae="PACS")
+
+    assert refused.returncode != 0
+    assert accepted.returncode == 0, accepted.stderr
 
 
 def test_hostile_text_is_stored_as_inert_text(scp, dcmtk_env, tmp_path):

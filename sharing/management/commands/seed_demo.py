@@ -51,7 +51,8 @@ class Command(BaseCommand):
             return
 
         studies = [*demo_studies(DEMO_PATIENT), cr_image(UNLINKED_PATIENT)]
-        server = make_server(host="127.0.0.1", port=0, ae_title="LIGHTBOX")
+        # A private SCP on a loopback port for the seed alone: any calling AE, whatever the list.
+        server = make_server(host="127.0.0.1", port=0, ae_title="LIGHTBOX", allowed_aes=[])
         port = server.server_address[1]
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
