@@ -1,7 +1,13 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from sharing.views import pages
+from sharing.views import pages, stow, upload
+
+# A DICOM UID is digits and dots (PS3.5 §9.1); anything else in the path is not a study.
+UID = r"(?P<study_instance_uid>[0-9]+(?:\.[0-9]+)*)"
 
 urlpatterns = [
     path("", pages.home, name="home"),
+    path("upload/", upload.upload, name="upload"),
+    path("dicomweb/studies", stow.store_instances, name="stow"),
+    re_path(rf"^dicomweb/studies/{UID}$", stow.store_instances, name="stow-study"),
 ]

@@ -12,30 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, connections
 from pydicom.dataset import Dataset
 
-from sharing.models import AuditEvent, Study
-from sharing.services.audit import audit_record
-from sharing.services.receiving import ReceiveOutcome, ReceiveResult, Sender, instance_receive
+from sharing.models import Study
+from sharing.services.receiving import ReceiveResult, Sender, ingest_audit_record, instance_receive
 
 logger = logging.getLogger("sharing.scp")
 
 SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_DOES_NOT_MATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-DUPLICATE_SOP_INSTANCE = 0x0111
 PROCESSING_FAILURE = 0x0110
-
-STATUS_FOR_OUTCOME = {
-    ReceiveOutcome.STORED: SUCCESS,
-    ReceiveOutcome.DUPLICATE: SUCCESS,
-    ReceiveOutcome.CONFLICT: DUPLICATE_SOP_INSTANCE,
-    ReceiveOutcome.INVALID: DATASET_DOES_NOT_MATCH,
-    ReceiveOutcome.UNREADABLE: CANNOT_UNDERSTAND,
-    ReceiveOutcome.UNAVAILABLE: OUT_OF_RESOURCES,
-}
 
 
 @dataclass
@@ -99,7 +85,7 @@ def handle_store(event: Any) -> Dataset:
         return status_dataset(PROCESSING_FAILURE, "internal error")
     if not result.outcome.is_success:
         logger.info("C-STORE from %s refused: %s (%s)", tally.sender_label, result.outcome, result.reason)
-    return status_dataset(STATUS_FOR_OUTCOME[result.outcome], result.reason)
+    return status_dataset(result.outcome.dimse_status, result.reason)
 
 
 def is_peer_allowed(calling_ae: str, address: str, allowed: list[str]) -> bool:
@@ -133,21 +119,10 @@ def _association_end(assoc: Any, *, aborted: bool) -> None:
         connections.close_all()
 
 
-@transaction.atomic
 def association_audit_record(*, tally: AssociationTally, aborted: bool = False) -> None:
-    for study_uid, counts in tally.outcomes.items():
-        failures = sum(n for outcome, n in counts.items() if not ReceiveOutcome(outcome).is_success)
-        audit_record(
-            action=AuditEvent.Action.INGEST,
-            actor_kind=AuditEvent.ActorKind.PEER,
-            actor_label=tally.sender_label,
-            remote_addr=tally.address,
-            study_instance_uid=study_uid,
-            outcome=AuditEvent.Outcome.MINOR_FAILURE if failures or aborted else AuditEvent.Outcome.SUCCESS,
-            detail={
-                "calling_ae": tally.calling_ae,
-                "instances": sum(counts.values()),
-                **dict(counts),
-                **({"aborted": True} if aborted else {}),
-            },
-        )
+    ingest_audit_record(
+        counts=tally.outcomes,
+        sender=Sender(source=Study.Source.DIMSE, label=tally.sender_label),
+        remote_addr=tally.address,
+        aborted=aborted,
+    )

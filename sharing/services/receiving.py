@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,21 @@ class ReceiveOutcome(enum.StrEnum):
     @property
     def is_success(self) -> bool:
         return self in (ReceiveOutcome.STORED, ReceiveOutcome.DUPLICATE)
+
+    @property
+    def dimse_status(self) -> int:
+        """The DIMSE status a peer gets (PS3.4 B.2.3), also STOW-RS's FailureReason."""
+        return _DIMSE_STATUS[self]
+
+
+_DIMSE_STATUS = {
+    ReceiveOutcome.STORED: 0x0000,
+    ReceiveOutcome.DUPLICATE: 0x0000,
+    ReceiveOutcome.CONFLICT: 0x0111,  # duplicate SOP instance: the original is kept
+    ReceiveOutcome.INVALID: 0xA900,  # data set does not match SOP class (or the command)
+    ReceiveOutcome.UNREADABLE: 0xC000,  # cannot understand
+    ReceiveOutcome.UNAVAILABLE: 0xA700,  # out of resources: retry later
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,42 @@ def instance_receive(
         logger.warning("database unavailable while receiving: %s", type(exc).__name__)
         return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "database unavailable", header=header)
     return ReceiveResult(ReceiveOutcome.STORED, instance_id=instance.pk, header=header)
+
+
+def count_outcomes(results: Iterable[ReceiveResult]) -> dict[str, Counter[str]]:
+    """Outcome counts per Study Instance UID ("" for instances too broken to name one)."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for result in results:
+        counts[result.study_instance_uid][result.outcome.value] += 1
+    return counts
+
+
+@transaction.atomic
+def ingest_audit_record(
+    *,
+    counts: Mapping[str, Counter[str]],
+    sender: Sender,
+    remote_addr: str | None,
+    aborted: bool = False,
+) -> None:
+    """One INGEST audit event per study an association or a request touched."""
+    for study_uid, outcomes in counts.items():
+        failures = sum(n for outcome, n in outcomes.items() if not ReceiveOutcome(outcome).is_success)
+        audit_record(
+            action=AuditEvent.Action.INGEST,
+            actor_kind=AuditEvent.ActorKind.USER if sender.user else AuditEvent.ActorKind.PEER,
+            actor_user=sender.user,
+            actor_label=sender.label,
+            remote_addr=remote_addr,
+            study_instance_uid=study_uid,
+            outcome=AuditEvent.Outcome.MINOR_FAILURE if failures or aborted else AuditEvent.Outcome.SUCCESS,
+            detail={
+                "source": str(sender.source),
+                "instances": sum(outcomes.values()),
+                **dict(outcomes),
+                **({"aborted": True} if aborted else {}),
+            },
+        )
 
 
 def _receive_known(

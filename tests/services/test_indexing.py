@@ -21,7 +21,7 @@ from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import get_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SENDER = Sender(source="dimse", label="PACS@10.0.0.5")
+SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5")
 
 
 def receive_all(paths):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from unittest import mock
 
 import pydicom
@@ -7,20 +8,26 @@ import pytest
 from django.db import OperationalError
 
 from sharing.dicom.synthetic import ct_series, write_part10
-from sharing.models import AuditEvent, Instance, InstanceConflict
+from sharing.models import AuditEvent, Instance, InstanceConflict, Study
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import StorageUnavailable, get_store
 from tests.conftest import stored_keys
 
 pytestmark = pytest.mark.django_db
-SENDER = Sender(source="dimse", label="PACS@10.0.0.5")
+
+
+def ct_sop_uid(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5")
 
 
 def test_it_stores_an_instance_byte_exact(ct_files, object_store):
     result = instance_receive(path=ct_files[0], sender=SENDER)
 
     assert result.outcome is ReceiveOutcome.STORED
-    instance = Instance.objects.get(pk=result.instance_id)
+    instance = Instance.objects.get(sop_instance_uid=ct_sop_uid(ct_files[0]))
     with get_store().open(instance.object_key) as handle:
         assert handle.read() == ct_files[0].read_bytes()
     assert instance.sender == "PACS@10.0.0.5"
@@ -38,7 +45,7 @@ def test_it_stores_the_same_instance_once(ct_files, object_store):
 
 
 def test_it_keeps_the_original_and_records_a_conflicting_copy(ct_files, tmp_path, object_store):
-    original = instance_receive(path=ct_files[0], sender=SENDER)
+    assert instance_receive(path=ct_files[0], sender=SENDER).outcome is ReceiveOutcome.STORED
     ds = pydicom.dcmread(ct_files[0])
     ds.SeriesDescription = "CHANGED"
     changed = write_part10(ds, tmp_path / "changed.dcm")
@@ -46,7 +53,7 @@ def test_it_keeps_the_original_and_records_a_conflicting_copy(ct_files, tmp_path
     result = instance_receive(path=changed, sender=SENDER)
 
     assert result.outcome is ReceiveOutcome.CONFLICT
-    instance = Instance.objects.get(pk=original.instance_id)
+    instance = Instance.objects.get(sop_instance_uid=ct_sop_uid(ct_files[0]))
     with get_store().open(instance.object_key) as handle:
         assert handle.read() == ct_files[0].read_bytes()
     conflict = InstanceConflict.objects.get(instance=instance)
@@ -147,7 +154,7 @@ def test_a_deeply_nested_sequence_does_not_crash_the_receiver(patient, tmp_path,
 def test_keys_come_from_server_side_ids_not_dicom_text(ct_files, object_store):
     result = instance_receive(path=ct_files[0], sender=SENDER)
 
-    key = Instance.objects.get(pk=result.instance_id).object_key
+    key = Instance.objects.get(sop_instance_uid=ct_sop_uid(ct_files[0])).object_key
     assert result.header is not None
     assert result.header.sop_instance_uid not in key
     assert key.startswith("instances/")

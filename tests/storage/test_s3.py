@@ -12,7 +12,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from sharing import storage
-from sharing.models import Instance, Series
+from sharing.models import Instance, Series, Study
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import ObjectNotFound, S3ObjectStore, StorageUnavailable, get_store
 from tests.conftest import free_port
@@ -81,7 +81,8 @@ def test_the_bucket_is_created_private(moto_s3):
 @pytest.mark.django_db(transaction=True)
 def test_ingest_stores_instances_and_thumbnails_in_s3(moto_s3, ct_files):
     results = [
-        instance_receive(path=path, sender=Sender(source="dimse", label="PACS@x")) for path in ct_files
+        instance_receive(path=path, sender=Sender(source=Study.Source.DIMSE, label="PACS@x"))
+        for path in ct_files
     ]
 
     assert all(r.outcome is ReceiveOutcome.STORED for r in results)
@@ -97,7 +98,7 @@ def test_ingest_stores_instances_and_thumbnails_in_s3(moto_s3, ct_files):
 def test_an_unreachable_store_means_out_of_resources_and_nothing_recorded(moto_s3, ct_files):
     moto_s3.server.stop()
 
-    result = instance_receive(path=ct_files[0], sender=Sender(source="dimse", label="PACS@x"))
+    result = instance_receive(path=ct_files[0], sender=Sender(source=Study.Source.DIMSE, label="PACS@x"))
 
     assert result.outcome is ReceiveOutcome.UNAVAILABLE
     assert not Instance.objects.exists()

@@ -21,7 +21,7 @@ from sharing.services import indexing  # noqa: E402 - needs the app registry
 __all__ = ["app"]
 
 _marker = Path(os.environ["LIGHTBOX_TEST_STALL_MARKER"])
-_read_header = indexing.read_header
+_read_header = getattr(indexing, "read_header")  # noqa: B009 - replaced below
 
 
 def _stalling_read_header(path: Path) -> Any:
@@ -31,4 +31,4 @@ def _stalling_read_header(path: Path) -> Any:
     return _read_header(path)
 
 
-indexing.read_header = _stalling_read_header  # type: ignore[assignment]
+setattr(indexing, "read_header", _stalling_read_header)  # noqa: B010 - a test-only patch

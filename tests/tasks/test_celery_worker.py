@@ -48,8 +48,8 @@ def reset_connections() -> None:
 
     (kombu keeps its pools in a global registry keyed by URL, so closing them would poison the
     next test that uses the same URL.)"""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 def worker_env(broker_url: str, **extra: str) -> dict[str, str]:
