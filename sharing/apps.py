@@ -5,3 +5,8 @@ class SharingConfig(AppConfig):
     name = "sharing"
     verbose_name = "Lightbox"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from sharing.dicom import configure_pydicom
+
+        configure_pydicom()
