@@ -213,6 +213,9 @@ LOGGING = {
     "loggers": {
         "pynetdicom": {"level": "WARNING"},
         "botocore": {"level": "WARNING"},
+        # One line per task is noise at this volume; failures are still logged.
+        "celery.app.trace": {"level": "WARNING"},
+        "kombu": {"level": "ERROR"},
         "django.db.backends": {"level": "INFO"},
     },
 }
