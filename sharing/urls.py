@@ -8,6 +8,7 @@ UID = r"(?P<study_instance_uid>[0-9]+(?:\.[0-9]+)*)"
 urlpatterns = [
     path("", pages.home, name="home"),
     path("upload/", upload.upload, name="upload"),
+    path("staff/unmatched/", pages.unmatched_studies, name="unmatched-studies"),
     path("dicomweb/studies", stow.store_instances, name="stow"),
     re_path(rf"^dicomweb/studies/{UID}$", stow.store_instances, name="stow-study"),
 ]

@@ -32,3 +32,16 @@ def audit_record(
         outcome=outcome,
         detail=detail or {},
     )
+
+
+def access_record(
+    *, user: User, action: AuditEvent.Action, remote_addr: str | None, detail: dict[str, Any] | None = None
+) -> AuditEvent:
+    """A signed-in user looked at patient data (a list, a study, a search)."""
+    return audit_record(
+        action=action,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_user=user,
+        remote_addr=remote_addr,
+        detail=detail,
+    )

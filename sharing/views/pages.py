@@ -1,13 +1,37 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from sharing.selectors import study_list_for_user
+from sharing.models import AuditEvent, User
+from sharing.selectors import studies_awaiting_reconciliation, study_list_for_user
+from sharing.services.audit import access_record
+
+PAGE_SIZE = 50
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    studies = study_list_for_user(user=request.user)  # type: ignore[arg-type]
+    studies = study_list_for_user(user=_user(request))
     return render(request, "sharing/home.html", {"studies": studies})
+
+
+@login_required
+def unmatched_studies(request: HttpRequest) -> HttpResponse:
+    """Studies waiting for records staff: no linked account yet, or a patient's own upload."""
+    user = _user(request)
+    page = Paginator(studies_awaiting_reconciliation(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
+    access_record(
+        user=user,
+        action=AuditEvent.Action.QUERY,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+        detail={"list": "unmatched studies", "page": page.number, "shown": len(page.object_list)},
+    )
+    return render(request, "sharing/unmatched.html", {"page": page})
