@@ -72,6 +72,10 @@ class AppSettings:
         return self._int("THUMBNAIL_SIZE")
 
     @property
+    def THUMBNAIL_SETTLE_SECONDS(self) -> float:
+        return float(str(self._get("THUMBNAIL_SETTLE_SECONDS")))
+
+    @property
     def MAX_IMAGE_PIXELS(self) -> int:
         return self._int("MAX_IMAGE_PIXELS")
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from sharing.models import Instance
 from sharing.services.completion import studies_mark_complete as _studies_mark_complete
-from sharing.services.indexing import study_index_pending
+from sharing.services.indexing import instances_index_stragglers, study_index_claimed
 from sharing.services.thumbnails import series_thumbnail_update
 from sharing.storage import StorageUnavailable
 
@@ -22,15 +21,21 @@ retrying_task = shared_task(
 
 
 @retrying_task
-def ingest_instance(instance_id: int) -> None:
-    study_uid = Instance.objects.filter(pk=instance_id).values_list("study_instance_uid", flat=True).first()
-    if study_uid is not None:
-        study_index_pending(study_instance_uid=study_uid)
+def index_study(study_instance_uid: str) -> None:
+    """Index a study's received instances (the natural key: one study, however many arrived)."""
+    study_index_claimed(study_instance_uid=study_instance_uid)
 
 
 @retrying_task
-def series_thumbnail(series_id: int) -> None:
-    series_thumbnail_update(series_id=series_id)
+def index_stragglers() -> None:
+    instances_index_stragglers()
+
+
+@retrying_task
+def series_thumbnail(series_id: int, settle_seconds: float = 0) -> None:
+    if series_thumbnail.request.is_eager:
+        settle_seconds = 0  # inline: there is no later task to wait for
+    series_thumbnail_update(series_id=series_id, settle_seconds=settle_seconds)
 
 
 @retrying_task

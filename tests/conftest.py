@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 
 from sharing import storage
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
@@ -42,6 +43,7 @@ def object_store(settings, tmp_path: Path) -> Iterator[Path]:
     settings.LIGHTBOX_OBJECT_STORE = root.as_uri()
     settings.LIGHTBOX_TEMP_DIR = str(tmp_path / "tmp")
     storage._store_for.cache_clear()
+    cache.clear()  # "task queued" flags must not leak between tests
     yield root
     storage._store_for.cache_clear()
 

@@ -124,6 +124,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "studies-mark-complete": {"task": "sharing.tasks.studies_mark_complete", "schedule": 15.0},
+    "index-stragglers": {"task": "sharing.tasks.index_stragglers", "schedule": 60.0},
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
@@ -197,6 +198,8 @@ LIGHTBOX_SCP_TIMEOUT = env_float("LIGHTBOX_SCP_TIMEOUT", 60.0, minimum=1.0)
 LIGHTBOX_SCP_PROCESSES = env_int("LIGHTBOX_SCP_PROCESSES", 1, minimum=1)
 
 LIGHTBOX_THUMBNAIL_SIZE = env_int("LIGHTBOX_THUMBNAIL_SIZE", 256, minimum=32)
+# A series is re-thumbnailed once nothing has arrived for it for this long (see thumbnails.py).
+LIGHTBOX_THUMBNAIL_SETTLE_SECONDS = env_float("LIGHTBOX_THUMBNAIL_SETTLE_SECONDS", 1.0, minimum=0.0)
 # Images that declare more pixels than this (rows x columns x frames) are not decoded.
 LIGHTBOX_MAX_IMAGE_PIXELS = env_int("LIGHTBOX_MAX_IMAGE_PIXELS", 200_000_000, minimum=1)
 LIGHTBOX_STUDY_QUIET_SECONDS = env_int("LIGHTBOX_STUDY_QUIET_SECONDS", 60, minimum=0)

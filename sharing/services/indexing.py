@@ -8,14 +8,17 @@ task finds the same instances still pending.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from sharing.conf import app_settings
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.header import InstanceHeader, read_header
 from sharing.dicom.sop import is_report_sop_class
@@ -25,6 +28,48 @@ from sharing.storage import ObjectNotFound, get_store
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 250
+# A queued indexing task is flagged per study, so that a 500-instance study received in one go
+# queues a handful of tasks rather than 500 (each costs the SCP about a millisecond to publish).
+# The flag outlives a lost task by at most this long; the straggler sweep covers the rest.
+PENDING_FLAG_SECONDS = 120
+STRAGGLER_AGE = datetime.timedelta(minutes=2)
+
+
+def _pending_flag(study_instance_uid: str) -> str:
+    return f"lightbox:index-queued:{study_instance_uid}"
+
+
+def study_index_request(*, study_instance_uid: str) -> None:
+    """Ask for a study's received instances to be indexed; call after their rows are committed.
+
+    The task clears the flag *before* it looks for pending rows, so a row committed after that
+    look raises the flag again and queues a new task: no instance is left behind.
+    """
+    from sharing import tasks
+
+    if cache.add(_pending_flag(study_instance_uid), 1, timeout=PENDING_FLAG_SECONDS):
+        tasks.index_study.delay(study_instance_uid)
+
+
+def study_index_claimed(*, study_instance_uid: str) -> IndexSummary:
+    """What the task runs: lower the flag, then index whatever is pending."""
+    cache.delete(_pending_flag(study_instance_uid))
+    return study_index_pending(study_instance_uid=study_instance_uid)
+
+
+def instances_index_stragglers(*, now: datetime.datetime | None = None) -> list[str]:
+    """Queue indexing for studies with instances left RECEIVED (a task lost with its broker)."""
+    from sharing import tasks
+
+    cutoff = (now or timezone.now()) - STRAGGLER_AGE
+    study_uids = list(
+        Instance.objects.filter(state=Instance.State.RECEIVED, received_at__lt=cutoff)
+        .values_list("study_instance_uid", flat=True)
+        .distinct()[:1000]
+    )
+    for study_uid in study_uids:
+        tasks.index_study.delay(study_uid)
+    return study_uids
 
 
 @dataclass(frozen=True)
@@ -207,5 +252,6 @@ def study_refresh_aggregates(*, study_id: int) -> None:
 def _enqueue_thumbnails(series_ids: Iterable[int]) -> None:
     from sharing import tasks
 
+    settle = app_settings.THUMBNAIL_SETTLE_SECONDS
     for series_id in series_ids:
-        tasks.series_thumbnail.delay(series_id)
+        tasks.series_thumbnail.apply_async((series_id, settle), countdown=settle)

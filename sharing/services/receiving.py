@@ -132,7 +132,7 @@ def instance_receive(
                 uploaded_by=sender.user,
                 received_at=timezone.now(),
             )
-            transaction.on_commit(lambda: _enqueue_indexing(instance.pk), robust=True)
+            transaction.on_commit(lambda: _enqueue_indexing(header.study_instance_uid), robust=True)
     except IntegrityError:
         _discard(key)
         return _receive_known(path=path, header=header, digest=digest, size=size, sender=sender)
@@ -230,7 +230,7 @@ def _discard(key: str) -> None:
         get_store().delete(key)
 
 
-def _enqueue_indexing(instance_id: int) -> None:
-    from sharing import tasks
+def _enqueue_indexing(study_instance_uid: str) -> None:
+    from sharing.services.indexing import study_index_request
 
-    tasks.ingest_instance.delay(instance_id)
+    study_index_request(study_instance_uid=study_instance_uid)

@@ -16,8 +16,9 @@ from sharing.dicom.synthetic import (
 )
 from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
 from sharing.services.completion import studies_mark_complete
-from sharing.services.indexing import study_index_pending
+from sharing.services.indexing import instances_index_stragglers, study_index_claimed, study_index_pending
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
+from sharing.services.thumbnails import series_middle_instance, series_thumbnail_update
 from sharing.storage import get_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,7 +116,7 @@ def test_a_quiet_study_is_completed_once_and_its_patient_emailed(settings, tmp_p
 
 
 def test_a_study_with_pending_instances_is_not_completed(tmp_path, patient, monkeypatch):
-    monkeypatch.setattr("sharing.services.receiving._enqueue_indexing", lambda instance_id: None)
+    monkeypatch.setattr("sharing.services.receiving._enqueue_indexing", lambda study_instance_uid: None)
     paths = write_study(ct_series(patient, slices=2, size=32), tmp_path / "ct")
     receive_all(paths[:1])
     study_index_pending(study_instance_uid=Instance.objects.get().study_instance_uid)
@@ -123,3 +124,53 @@ def test_a_study_with_pending_instances_is_not_completed(tmp_path, patient, monk
 
     later = timezone.now() + datetime.timedelta(hours=1)
     assert studies_mark_complete(now=later) == []
+
+
+def test_a_series_still_receiving_keeps_its_thumbnail_until_it_settles(tmp_path, patient, monkeypatch):
+    paths = write_study(ct_series(patient, slices=4, size=32), tmp_path / "ct")
+    receive_all(paths[:1])
+    series = Series.objects.get()
+    first = series.thumbnail_instance
+    monkeypatch.setattr("sharing.services.indexing._enqueue_thumbnails", lambda series_ids: None)
+    receive_all(paths[1:])  # the middle is now another slice
+
+    assert not series_thumbnail_update(series_id=series.pk, settle_seconds=60)
+    assert Series.objects.get().thumbnail_instance == first
+
+    Instance.objects.update(received_at=timezone.now() - datetime.timedelta(seconds=61))
+    assert series_thumbnail_update(series_id=series.pk, settle_seconds=60)
+    assert Series.objects.get().thumbnail_instance == series_middle_instance(series)
+    assert Series.objects.get().thumbnail_instance != first
+
+
+def test_one_queued_task_serves_a_whole_study_received_in_one_go(tmp_path, patient, monkeypatch):
+    queued = []
+    monkeypatch.setattr("sharing.tasks.index_study.delay", queued.append)
+    receive_all(write_study(ct_series(patient, slices=6, size=16), tmp_path / "ct"))
+
+    assert len(queued) == 1
+    study_index_claimed(study_instance_uid=queued[0])
+    assert Instance.objects.filter(state=Instance.State.INDEXED).count() == 6
+
+
+def test_an_instance_committed_after_the_task_started_queues_another(tmp_path, patient, monkeypatch):
+    queued = []
+    monkeypatch.setattr("sharing.tasks.index_study.delay", queued.append)
+    paths = write_study(ct_series(patient, slices=2, size=16), tmp_path / "ct")
+    receive_all(paths[:1])
+    study_index_claimed(study_instance_uid=queued[0])
+
+    receive_all(paths[1:])
+
+    assert len(queued) == 2
+
+
+def test_stragglers_left_by_a_lost_task_are_queued_again(tmp_path, patient, monkeypatch):
+    monkeypatch.setattr("sharing.services.receiving._enqueue_indexing", lambda study_instance_uid: None)
+    receive_all(write_study(ct_series(patient, slices=2, size=16), tmp_path / "ct"))
+    study_uid = Instance.objects.first().study_instance_uid
+
+    assert instances_index_stragglers() == []  # too recent to call lost
+    later = timezone.now() + datetime.timedelta(minutes=3)
+    assert instances_index_stragglers(now=later) == [study_uid]  # eager: indexed at once
+    assert Instance.objects.filter(state=Instance.State.INDEXED).count() == 2

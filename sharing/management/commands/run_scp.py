@@ -72,16 +72,18 @@ def _serve(host: str, port: int, ae_title: str) -> None:
 
 
 def _start_embedded_scheduler() -> None:
-    """Without a Celery beat (the embedded default), mark quiet studies complete from here."""
+    """Without a Celery beat (the embedded default), run its periodic work from here."""
     from django.conf import settings
 
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         return
     from sharing.services.completion import studies_mark_complete
+    from sharing.services.indexing import instances_index_stragglers
 
     def loop() -> None:
         while not stopped.wait(15):
             try:
+                instances_index_stragglers()
                 studies_mark_complete()
             finally:
                 connections.close_all()
