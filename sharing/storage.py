@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 CHUNK_SIZE = 1024 * 1024
+# boto3's own default: larger objects go up in parallel parts.
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -254,9 +256,16 @@ class S3ObjectStore:
 
     def put_file(self, key: str, path: Path, *, content_type: str) -> None:
         with self._errors(key):
-            self.client.upload_file(
-                str(path), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
-            )
+            if path.stat().st_size <= MULTIPART_THRESHOLD:
+                # One request; upload_file builds a transfer manager and threads on every call.
+                with path.open("rb") as body:
+                    self.client.put_object(
+                        Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=content_type
+                    )
+            else:
+                self.client.upload_file(
+                    str(path), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
+                )
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
         with self._errors(key):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -89,6 +90,11 @@ def study_index_pending(*, study_instance_uid: str) -> IndexSummary:
         indexed += batch.indexed
         failed += batch.failed
         series_ids |= batch.series_ids
+    if series_ids:
+        # Once per run, not per batch: a study arriving one instance at a time makes many runs.
+        with transaction.atomic():
+            _refresh_aggregates(series_ids)
+            transaction.on_commit(lambda: _enqueue_thumbnails(series_ids), robust=True)
     return IndexSummary(indexed, failed, frozenset(series_ids))
 
 
@@ -102,49 +108,38 @@ def _index_batch(study_instance_uid: str) -> IndexSummary | None:
     )
     if not pending:
         return None
-    store = get_store()
-    now = timezone.now()
-    series_cache: dict[str, Series] = {}
-    failed = 0
+    known = {
+        series.series_instance_uid: series
+        for series in Series.objects.filter(series_instance_uid__in={i.series_instance_uid for i in pending})
+    }
+    members: dict[int, list[int]] = defaultdict(list)
+    failures: dict[int, str] = {}
     for instance in pending:
-        try:
-            with store.local_copy(instance.object_key) as path:
-                header = read_header(path)
-        except (DicomInputError, ObjectNotFound) as exc:
-            # Validated on receipt, so this means the stored object changed or vanished.
-            instance.state = Instance.State.FAILED
-            instance.state_detail = str(exc)[:255]
-            failed += 1
-            continue
-        series = series_cache.get(header.series_instance_uid)
+        series = known.get(instance.series_instance_uid)
         if series is None:
-            series = _series_for(header, instance)
-            series_cache[header.series_instance_uid] = series
-        instance.series = series
-        instance.instance_number = header.instance_number
-        instance.number_of_frames = header.number_of_frames
-        instance.rows = header.rows
-        instance.columns = header.columns
-        instance.state = Instance.State.INDEXED
-        instance.indexed_at = now
-    Instance.objects.bulk_update(
-        pending,
-        [
-            "series",
-            "instance_number",
-            "number_of_frames",
-            "rows",
-            "columns",
-            "state",
-            "state_detail",
-            "indexed_at",
-        ],
-    )
-    touched = list(series_cache.values())
-    _refresh_aggregates(touched)
-    series_ids = frozenset(s.pk for s in touched)
-    transaction.on_commit(lambda: _enqueue_thumbnails(series_ids), robust=True)
-    return IndexSummary(len(pending) - failed, failed, series_ids)
+            # The first instance of a series: its header says what series, study and patient
+            # these are. The others were described enough on receipt (number, frames, size).
+            try:
+                header = _stored_header(instance)
+            except (DicomInputError, ObjectNotFound) as exc:
+                failures[instance.pk] = str(exc)[:255]
+                continue
+            series = known[instance.series_instance_uid] = _series_for(header, instance)
+        members[series.pk].append(instance.pk)
+    now = timezone.now()
+    for series_id, instance_ids in members.items():
+        Instance.objects.filter(pk__in=instance_ids).update(
+            series_id=series_id, state=Instance.State.INDEXED, indexed_at=now
+        )
+    for instance_id, detail in failures.items():
+        # Validated on receipt, so this means the stored object changed or vanished.
+        Instance.objects.filter(pk=instance_id).update(state=Instance.State.FAILED, state_detail=detail)
+    return IndexSummary(len(pending) - len(failures), len(failures), frozenset(members))
+
+
+def _stored_header(instance: Instance) -> InstanceHeader:
+    with get_store().local_copy(instance.object_key) as path:
+        return read_header(path)
 
 
 def _series_for(header: InstanceHeader, instance: Instance) -> Series:
@@ -208,13 +203,13 @@ def _patient_for(header: InstanceHeader) -> Patient:
     return patient
 
 
-def _refresh_aggregates(touched: Iterable[Series]) -> None:
+def _refresh_aggregates(series_ids: Iterable[int]) -> None:
     study_ids = set()
-    for series in touched:
+    for series in Series.objects.filter(pk__in=series_ids).only("pk", "study_id"):
         count = Instance.objects.filter(series=series, state=Instance.State.INDEXED).count()
         Series.objects.filter(pk=series.pk).update(number_of_instances=count)
         study_ids.add(series.study_id)
-    for study_id in study_ids:
+    for study_id in sorted(study_ids):
         study_refresh_aggregates(study_id=study_id)
 
 

@@ -52,8 +52,10 @@ def series_thumbnail_update(*, series_id: int, settle_seconds: float = 0) -> boo
     store.put_bytes(key, thumbnail.data, content_type=thumbnail.media_type)
 
     with transaction.atomic():
-        locked = Series.objects.select_for_update().get(pk=series.pk)
-        if locked.thumbnail_instance_id == middle.pk and locked.thumbnail_key:
+        locked = Series.objects.select_for_update().filter(pk=series.pk).first()
+        if locked is None:
+            stale_key = key  # the series is gone
+        elif locked.thumbnail_instance_id == middle.pk and locked.thumbnail_key:
             stale_key = key  # another worker got there first
         else:
             stale_key = locked.thumbnail_key

@@ -355,11 +355,10 @@ def test_pixels_are_deterministic_per_patient(kind: str) -> None:
 
 def test_write_part10_mirrors_even_deliberately_broken_identifiers(tmp_path: Path) -> None:
     ds = syn.ct_series(PATIENT, slices=1, size=16)[0]
-    with pytest.warns(UserWarning, match="Invalid value for VR UI"):
-        ds.SOPInstanceUID = "1.2.3/../../etc"  # other suites feed such files to the receiver
-    del ds.StudyInstanceUID
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom keeps warning about the bad UID while writing/reading
+        warnings.simplefilter("ignore")  # pydicom may warn about the bad UID (Lightbox turns that off)
+        ds.SOPInstanceUID = "1.2.3/../../etc"  # other suites feed such files to the receiver
+        del ds.StudyInstanceUID
         back = pydicom.dcmread(syn.write_part10(ds, tmp_path / "bad.dcm"))
         assert back.file_meta.MediaStorageSOPInstanceUID == back.SOPInstanceUID == "1.2.3/../../etc"
     assert "StudyInstanceUID" not in back

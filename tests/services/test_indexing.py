@@ -144,7 +144,7 @@ def test_a_series_still_receiving_keeps_its_thumbnail_until_it_settles(tmp_path,
 
 
 def test_one_queued_task_serves_a_whole_study_received_in_one_go(tmp_path, patient, monkeypatch):
-    queued = []
+    queued: list[str] = []
     monkeypatch.setattr("sharing.tasks.index_study.delay", queued.append)
     receive_all(write_study(ct_series(patient, slices=6, size=16), tmp_path / "ct"))
 
@@ -154,7 +154,7 @@ def test_one_queued_task_serves_a_whole_study_received_in_one_go(tmp_path, patie
 
 
 def test_an_instance_committed_after_the_task_started_queues_another(tmp_path, patient, monkeypatch):
-    queued = []
+    queued: list[str] = []
     monkeypatch.setattr("sharing.tasks.index_study.delay", queued.append)
     paths = write_study(ct_series(patient, slices=2, size=16), tmp_path / "ct")
     receive_all(paths[:1])
@@ -168,7 +168,7 @@ def test_an_instance_committed_after_the_task_started_queues_another(tmp_path, p
 def test_stragglers_left_by_a_lost_task_are_queued_again(tmp_path, patient, monkeypatch):
     monkeypatch.setattr("sharing.services.receiving._enqueue_indexing", lambda study_instance_uid: None)
     receive_all(write_study(ct_series(patient, slices=2, size=16), tmp_path / "ct"))
-    study_uid = Instance.objects.first().study_instance_uid
+    study_uid = Instance.objects.values_list("study_instance_uid", flat=True)[0]
 
     assert instances_index_stragglers() == []  # too recent to call lost
     later = timezone.now() + datetime.timedelta(minutes=3)

@@ -112,3 +112,15 @@ def test_an_unreachable_store_raises_a_domain_error(monkeypatch):
 
     with pytest.raises(StorageUnavailable):
         S3ObjectStore("nowhere").head("x")
+
+
+def test_large_objects_go_up_in_parts(moto_s3, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(storage, "MULTIPART_THRESHOLD", 1024)
+    source = tmp_path / "large"
+    source.write_bytes(b"x" * 9 * 1024 * 1024)
+
+    get_store().put_file("instances/cd/large.dcm", source, content_type="application/dicom")
+
+    head = moto_s3.client().head_object(Bucket=moto_s3.bucket, Key="lightbox/instances/cd/large.dcm")
+    assert head["ContentLength"] == 9 * 1024 * 1024
+    assert "-" in head["ETag"]  # a multipart upload's ETag carries its part count
