@@ -512,7 +512,10 @@ class Lab:
         return {
             **os.environ,
             **NODELAY_ENV,
-            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings.dev"),
+            # Production settings, as a hospital would run it (DEBUG off: no per-query bookkeeping).
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings.prod"),
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key-" + "x" * 32),
+            "LIGHTBOX_HTTPS": "false",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
             "REDIS_URL": self.redis_url,
             "LIGHTBOX_VAR_DIR": str(var_dir),

@@ -72,6 +72,10 @@ class AppSettings:
         return self._int("THUMBNAIL_SIZE")
 
     @property
+    def INDEX_COALESCE_SECONDS(self) -> float:
+        return float(str(self._get("INDEX_COALESCE_SECONDS")))
+
+    @property
     def THUMBNAIL_SETTLE_SECONDS(self) -> float:
         return float(str(self._get("THUMBNAIL_SETTLE_SECONDS")))
 

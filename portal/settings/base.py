@@ -206,6 +206,8 @@ LIGHTBOX_SCP_TIMEOUT = env_float("LIGHTBOX_SCP_TIMEOUT", 60.0, minimum=1.0)
 LIGHTBOX_SCP_PROCESSES = env_int("LIGHTBOX_SCP_PROCESSES", 1, minimum=1)
 
 LIGHTBOX_THUMBNAIL_SIZE = env_int("LIGHTBOX_THUMBNAIL_SIZE", 256, minimum=32)
+# Indexing of a study runs this long after its first new instance, taking all that came since.
+LIGHTBOX_INDEX_COALESCE_SECONDS = env_float("LIGHTBOX_INDEX_COALESCE_SECONDS", 0.5, minimum=0.0)
 # A series is re-thumbnailed once nothing has arrived for it for this long (see thumbnails.py).
 LIGHTBOX_THUMBNAIL_SETTLE_SECONDS = env_float("LIGHTBOX_THUMBNAIL_SETTLE_SECONDS", 1.0, minimum=0.0)
 # Images that declare more pixels than this (rows x columns x frames) are not decoded.

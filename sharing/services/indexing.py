@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 250
 # A queued indexing task is flagged per study, so that a 500-instance study received in one go
-# queues a handful of tasks rather than 500 (each costs the SCP about a millisecond to publish).
+# queues one task per LIGHTBOX_INDEX_COALESCE_SECONDS rather than 500 (each costs the SCP about
+# a millisecond to publish and the worker several to run).
 # The flag outlives a lost task by at most this long; the straggler sweep covers the rest.
 PENDING_FLAG_SECONDS = 120
 STRAGGLER_AGE = datetime.timedelta(minutes=2)
@@ -49,7 +50,9 @@ def study_index_request(*, study_instance_uid: str) -> None:
     from sharing import tasks
 
     if cache.add(_pending_flag(study_instance_uid), 1, timeout=PENDING_FLAG_SECONDS):
-        tasks.index_study.delay(study_instance_uid)
+        # Run a moment later, so that one run indexes what arrives meanwhile: a fast worker
+        # would otherwise lower the flag at once and take a task per instance after all.
+        tasks.index_study.apply_async((study_instance_uid,), countdown=app_settings.INDEX_COALESCE_SECONDS)
 
 
 def study_index_claimed(*, study_instance_uid: str) -> IndexSummary:

@@ -145,7 +145,9 @@ def test_a_series_still_receiving_keeps_its_thumbnail_until_it_settles(tmp_path,
 
 def test_one_queued_task_serves_a_whole_study_received_in_one_go(tmp_path, patient, monkeypatch):
     queued: list[str] = []
-    monkeypatch.setattr("sharing.tasks.index_study.delay", queued.append)
+    monkeypatch.setattr(
+        "sharing.tasks.index_study.apply_async", lambda args, countdown: queued.append(args[0])
+    )
     receive_all(write_study(ct_series(patient, slices=6, size=16), tmp_path / "ct"))
 
     assert len(queued) == 1
@@ -155,7 +157,9 @@ def test_one_queued_task_serves_a_whole_study_received_in_one_go(tmp_path, patie
 
 def test_an_instance_committed_after_the_task_started_queues_another(tmp_path, patient, monkeypatch):
     queued: list[str] = []
-    monkeypatch.setattr("sharing.tasks.index_study.delay", queued.append)
+    monkeypatch.setattr(
+        "sharing.tasks.index_study.apply_async", lambda args, countdown: queued.append(args[0])
+    )
     paths = write_study(ct_series(patient, slices=2, size=16), tmp_path / "ct")
     receive_all(paths[:1])
     study_index_claimed(study_instance_uid=queued[0])
