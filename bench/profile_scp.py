@@ -130,7 +130,7 @@ def instrument(timings: Timings, what_ifs: Sequence[str]) -> None:
     if "no-fsync" in what_ifs:
         replace(storage, "_fsync_path", lambda path: None)
     if "no-enqueue" in what_ifs:
-        replace(receiving, "_enqueue_indexing", lambda instance_id: None)
+        replace(receiving, "_enqueue_indexing", lambda study_instance_uid: None)
     if "coalesce" in what_ifs:
         coalesce(receiving, handlers)
     for owner, name, phase in [
@@ -169,20 +169,24 @@ def instrument(timings: Timings, what_ifs: Sequence[str]) -> None:
 
 
 def coalesce(receiving: Any, handlers: Any, interval: float = 0.5) -> None:
-    """Enqueue indexing at most every ``interval`` s, and once more when an association ends."""
+    """Enqueue indexing at most every ``interval`` s, and once more when an association ends.
+
+    (Lightbox now coalesces by itself, LIGHTBOX_INDEX_COALESCE_SECONDS; this adds a second layer
+    in the SCP, to see what is left to gain there.)
+    """
     enqueue, released = receiving._enqueue_indexing, handlers.handle_released
     lock = threading.Lock()
     state: dict[str, Any] = {"last": 0.0, "pending": None}
 
-    def coalesced(instance_id: int) -> None:
+    def coalesced(study_instance_uid: str) -> None:
         with lock:
             due = time.monotonic() - state["last"] >= interval
             if due:
                 state["last"], state["pending"] = time.monotonic(), None
             else:
-                state["pending"] = instance_id
+                state["pending"] = study_instance_uid
         if due:
-            enqueue(instance_id)
+            enqueue(study_instance_uid)
 
     def handle_released(event: Any) -> None:
         with lock:
