@@ -53,6 +53,8 @@ class Command(BaseCommand):
                 "portal",
                 "worker",
                 "--beat",
+                "--schedule-filename",
+                os.path.join(settings.VAR_DIR, "celerybeat-schedule"),
                 "--loglevel",
                 "INFO",
             ]
@@ -66,7 +68,7 @@ class Command(BaseCommand):
             + f"  Storage SCP:  AE title {app_settings.SCP_AE_TITLE}, port {app_settings.SCP_PORT}\n"
             + f"  Patient:      patient@example.com / {demo_password}\n"
             + f"  Records staff: staff@example.com / {demo_password}\n"
-            + f"  Tasks:        {'Celery worker on ' + 'Redis' if settings.REDIS_URL else 'run inline (no REDIS_URL)'}\n"
+            + f"  Tasks:        {'a Celery worker on Redis' if settings.REDIS_URL else 'run inline (no REDIS_URL)'}\n"
             + "Press Ctrl-C to stop.\n"
         )
         self.stdout.flush()
