@@ -95,5 +95,13 @@ class AppSettings:
     def SITE_URL(self) -> str:
         return str(self._get("SITE_URL"))
 
+    @property
+    def SESSION_IDLE_SECONDS(self) -> int:
+        return self._int("SESSION_IDLE_SECONDS")
+
+    @property
+    def SESSION_ABSOLUTE_SECONDS(self) -> int:
+        return self._int("SESSION_ABSOLUTE_SECONDS")
+
 
 app_settings = AppSettings()

@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "sharing.middleware.SessionTimeoutMiddleware",
+    "sharing.middleware.StaffMFAMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -188,6 +190,14 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# Signed-in sessions end after this long without a request, and this long after sign-in
+# whatever happens (sharing.middleware.SessionTimeoutMiddleware). The cookie lives no longer
+# than the absolute limit; last activity is written at most once a minute, not on every request.
+LIGHTBOX_SESSION_IDLE_SECONDS = env_int("LIGHTBOX_SESSION_IDLE_SECONDS", 1800, minimum=60)
+LIGHTBOX_SESSION_ABSOLUTE_SECONDS = env_int("LIGHTBOX_SESSION_ABSOLUTE_SECONDS", 43200, minimum=60)
+SESSION_COOKIE_AGE = LIGHTBOX_SESSION_ABSOLUTE_SECONDS
+SESSION_SAVE_EVERY_REQUEST = False
 
 # --- Lightbox --------------------------------------------------------------------------------
 # Object store: file:///abs/path (default under var/) or s3://bucket[/prefix] with boto3's

@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from sharing.conf import app_settings
+from sharing.middleware import mfa_required, mfa_required_api_response
 from sharing.models import User
 from sharing.services.multipart import MultipartError, UnsupportedMediaType, capped_reader
 from sharing.services.stow import DICOM_JSON_MEDIA_TYPE, stow_receive, stow_response
@@ -129,6 +130,9 @@ def _basic_user(request: HttpRequest, token: str) -> User | HttpResponse:
         return _unauthorized("wrong email or password")
     if not user.is_records_staff:
         return _error(HTTPStatus.FORBIDDEN, "forbidden", "only records staff may store instances")
+    if mfa_required(user):
+        # Staff without two-factor authentication may not reach patient data by any door.
+        return mfa_required_api_response()
     return user
 
 

@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 import pydicom
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.cache import cache
 from django.test import Client, RequestFactory
 
@@ -52,7 +53,9 @@ def _fresh_cache():
 
 @pytest.fixture
 def staff(db) -> User:
-    return User.objects.create_user("records@hospital.test", PASSWORD, role=User.Role.RECORDS)
+    user = User.objects.create_user("records@hospital.test", PASSWORD, role=User.Role.RECORDS)
+    TOTP.activate(user, generate_totp_secret())  # staff pages need two-factor (sharing.middleware)
+    return user
 
 
 @pytest.fixture
@@ -258,6 +261,20 @@ def test_staff_with_basic_credentials_need_no_csrf_token(staff, study_files):
 
     assert response.status_code == HTTPStatus.OK
     assert Instance.objects.get().uploaded_by == staff
+
+
+def test_staff_without_two_factor_authentication_are_refused_with_basic_credentials(db, study_files):
+    unprotected = User.objects.create_user("new-staff@example.test", PASSWORD, role=User.Role.RECORDS)
+
+    response = post(
+        Client(),
+        multipart(study_files[0].read_bytes()),
+        HTTP_AUTHORIZATION=basic(unprotected.email, PASSWORD),
+    )
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert "two-factor" in response.json()["error"]
+    assert not Instance.objects.exists()
 
 
 def test_a_wrong_password_is_refused_with_401(staff, study_files):

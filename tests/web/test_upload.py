@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from pydicom.fileset import FileSet
@@ -19,7 +20,9 @@ PASSWORD = "a long password for tests 3"
 
 @pytest.fixture
 def staff(db) -> User:
-    return User.objects.create_user("records@hospital.test", PASSWORD, role=User.Role.RECORDS)
+    user = User.objects.create_user("records@hospital.test", PASSWORD, role=User.Role.RECORDS)
+    TOTP.activate(user, generate_totp_secret())  # staff pages need two-factor (sharing.middleware)
+    return user
 
 
 @pytest.fixture
