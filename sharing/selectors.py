@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404
 
-from sharing.models import Study, User
+from sharing.dicom.render import RenderKind
+from sharing.dicom.sop import ENCAPSULATED_PDF, SR_SOP_CLASS_PREFIX
+from sharing.models import Instance, Series, Study, User
 
 
 def study_list_for_user(*, user: User) -> QuerySet[Study]:
@@ -42,10 +45,125 @@ def studies_for_download(*, user: User, study_uids: Sequence[str]) -> list[Study
     wanted = list(dict.fromkeys(study_uids))
     if not wanted:
         raise Http404("no study")
-    studies = Study.objects.filter(study_instance_uid__in=wanted, number_of_instances__gt=0)
-    if not user.is_records_staff:
-        studies = studies.filter(patient__user=user)
+    studies = _studies_visible_to(user).filter(study_instance_uid__in=wanted)
     found = {study.study_instance_uid: study for study in studies.select_related("patient")}
     if len(found) != len(wanted):
         raise Http404("no such study")
     return [found[uid] for uid in wanted]
+
+
+def _studies_visible_to(user: User) -> QuerySet[Study]:
+    """The access rule: patients their own studies, records staff and administrators any study."""
+    studies = Study.objects.filter(number_of_instances__gt=0)
+    if not user.is_records_staff:
+        studies = studies.filter(patient__user=user)
+    return studies
+
+
+def _image_series_with_thumbnails() -> QuerySet[Series]:
+    return Series.objects.filter(thumbnail_kind=RenderKind.IMAGE.value).exclude(thumbnail_key="")
+
+
+def study_library_for_user(
+    *,
+    user: User,
+    date_from: datetime.date | None = None,
+    date_to: datetime.date | None = None,
+    modality: str = "",
+) -> QuerySet[Study]:
+    """The signed-in user's own studies for the library, newest first, filtered.
+
+    Each study carries ``thumbnail_series``: its image series that have a thumbnail, in series
+    order, fetched in one query for the whole page.
+    """
+    studies = study_list_for_user(user=user)
+    if date_from is not None:
+        studies = studies.filter(study_date__gte=date_from)
+    if date_to is not None:
+        studies = studies.filter(study_date__lte=date_to)
+    if modality:
+        studies = studies.filter(Exists(Series.objects.filter(study=OuterRef("pk"), modality=modality)))
+    return studies.prefetch_related(
+        Prefetch(
+            "series",
+            queryset=_image_series_with_thumbnails().order_by("series_number", "pk"),
+            to_attr="thumbnail_series",
+        )
+    )
+
+
+def study_modalities_for_user(*, user: User) -> list[str]:
+    """The modalities present in the user's own studies, for the library's filter."""
+    values = (
+        Series.objects.filter(study__in=study_list_for_user(user=user).order_by())
+        .exclude(modality="")
+        .values_list("modality", flat=True)
+        .distinct()
+        .order_by("modality")
+    )
+    return list(values)
+
+
+def study_get_for_user(*, user: User, study_instance_uid: str) -> Study:
+    """One study with its series in order, if the user may see it; 404 otherwise (mine or missing
+    look the same)."""
+    study = (
+        _studies_visible_to(user)
+        .filter(study_instance_uid=study_instance_uid)
+        .select_related("patient")
+        .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
+        .first()
+    )
+    if study is None:
+        raise Http404("no such study")
+    return study
+
+
+def series_get_for_user(*, user: User, study_instance_uid: str, series_instance_uid: str) -> Series:
+    """One series of a study the user may see; 404 otherwise."""
+    series = (
+        Series.objects.filter(
+            study__in=_studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
+            series_instance_uid=series_instance_uid,
+        )
+        .select_related("study")
+        .first()
+    )
+    if series is None:
+        raise Http404("no such series")
+    return series
+
+
+def _report_instances() -> QuerySet[Instance]:
+    return Instance.objects.filter(state=Instance.State.INDEXED).filter(
+        models.Q(sop_class_uid__startswith=SR_SOP_CLASS_PREFIX) | models.Q(sop_class_uid=ENCAPSULATED_PDF)
+    )
+
+
+def study_reports(*, study: Study) -> list[Instance]:
+    """The study's structured reports and PDF reports, in series and instance order.
+
+    The study must come from an access-checked selector (``study_get_for_user``).
+    """
+    return list(
+        _report_instances()
+        .filter(series__study=study)
+        .order_by("series__series_number", "series__pk", "instance_number", "pk")
+    )
+
+
+def report_pdf_get_for_user(*, user: User, study_instance_uid: str, sop_instance_uid: str) -> Instance:
+    """An encapsulated PDF instance of a study the user may see; 404 otherwise."""
+    instance = (
+        Instance.objects.filter(
+            state=Instance.State.INDEXED,
+            sop_class_uid=ENCAPSULATED_PDF,
+            sop_instance_uid=sop_instance_uid,
+            series__study__in=_studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
+        )
+        .select_related("series__study__patient")
+        .first()
+    )
+    if instance is None:
+        raise Http404("no such report")
+    return instance

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 ENCAPSULATED_CDA = "1.2.840.10008.5.1.4.1.1.104.2"
-_SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
+SR_SOP_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 
 
 def is_structured_report(sop_class_uid: str) -> bool:
-    return sop_class_uid.startswith(_SR_PREFIX)
+    return sop_class_uid.startswith(SR_SOP_CLASS_PREFIX)
 
 
 def is_report_sop_class(sop_class_uid: str) -> bool:

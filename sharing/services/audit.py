@@ -35,7 +35,13 @@ def audit_record(
 
 
 def access_record(
-    *, user: User, action: AuditEvent.Action, remote_addr: str | None, detail: dict[str, Any] | None = None
+    *,
+    user: User,
+    action: AuditEvent.Action,
+    remote_addr: str | None,
+    detail: dict[str, Any] | None = None,
+    patient: Patient | None = None,
+    study_instance_uid: str = "",
 ) -> AuditEvent:
     """A signed-in user looked at patient data (a list, a study, a search)."""
     return audit_record(
@@ -43,5 +49,7 @@ def access_record(
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=user,
         remote_addr=remote_addr,
+        patient=patient,
+        study_instance_uid=study_instance_uid,
         detail=detail,
     )

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from sharing.models import AuditEvent, User
-from sharing.selectors import studies_awaiting_reconciliation, study_list_for_user
+from sharing.selectors import studies_awaiting_reconciliation
 from sharing.services.audit import access_record
 
 PAGE_SIZE = 50
@@ -15,12 +15,6 @@ PAGE_SIZE = 50
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    studies = study_list_for_user(user=_user(request))
-    return render(request, "sharing/home.html", {"studies": studies})
 
 
 @login_required

@@ -1,0 +1,222 @@
+"""The patient's library of studies, a study's page, and the pieces it shows (thumbnails, PDF reports)."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from sharing.dicom.errors import UnreadableDicom
+from sharing.dicom.reports import encapsulated_pdf, structured_report_text
+from sharing.dicom.sop import ENCAPSULATED_PDF, is_structured_report
+from sharing.models import AuditEvent, Instance, Study, User
+from sharing.selectors import (
+    report_pdf_get_for_user,
+    series_get_for_user,
+    study_get_for_user,
+    study_library_for_user,
+    study_modalities_for_user,
+    study_reports,
+)
+from sharing.services.audit import access_record
+from sharing.storage import ObjectNotFound, get_store
+
+PAGE_SIZE = 24
+NEW_FOR = datetime.timedelta(days=14)
+THUMBNAIL_MAX_AGE = 3600
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@dataclass(frozen=True)
+class StudyCard:
+    """A study and its multi-valued DICOM text made readable ("CHEST\\ABDOMEN" → "CHEST, ABDOMEN")."""
+
+    study: Study
+    body_parts: str
+
+    @classmethod
+    def of(cls, study: Study) -> StudyCard:
+        return cls(study=study, body_parts=_readable(study.body_parts))
+
+
+def _readable(value: str, separator: str = "\\") -> str:
+    return ", ".join(part.strip() for part in value.split(separator) if part.strip())
+
+
+class LibraryFilterForm(forms.Form):
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    modality = forms.ChoiceField(label="Type of imaging", required=False)
+
+    def __init__(self, data: Any, *, modalities: list[str]) -> None:
+        super().__init__(data)
+        self.fields["modality"].choices = [("", "All"), *((m, m) for m in modalities)]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The “from” date must be on or before the “to” date.")
+        return cleaned
+
+
+@login_required
+@require_GET
+def library(request: HttpRequest) -> HttpResponse:
+    """The signed-in patient's studies as cards, filtered by date and modality, 24 a page."""
+    user = _user(request)
+    form = LibraryFilterForm(request.GET or None, modalities=study_modalities_for_user(user=user))
+    filters: dict[str, Any] = {}
+    if form.is_bound and form.is_valid():
+        filters = {
+            "date_from": form.cleaned_data["date_from"],
+            "date_to": form.cleaned_data["date_to"],
+            "modality": form.cleaned_data["modality"],
+        }
+    page = Paginator(study_library_for_user(user=user, **filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "sharing/home.html",
+        {
+            "form": form,
+            "page": page,
+            "studies": page.object_list,
+            "cards": [StudyCard.of(study) for study in page.object_list],
+            "filtered": any(filters.values()),
+            "query": query.urlencode(),
+            "new_since": timezone.now() - NEW_FOR,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ReportView:
+    paragraphs: tuple[str, ...] = ()
+    pdf_sop_instance_uid: str = ""
+    unreadable: bool = False
+
+
+@login_required
+@require_GET
+def study_detail(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
+    """One study: what it is, its series, and its report. Every view is audited."""
+    user = _user(request)
+    study = study_get_for_user(user=user, study_instance_uid=study_instance_uid)
+    reports = [_report_view(instance) for instance in study_reports(study=study)]
+    access_record(
+        user=user,
+        action=AuditEvent.Action.VIEW,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+        patient=study.patient,
+        study_instance_uid=study.study_instance_uid,
+        detail={"page": "study", "reports": len(reports)},
+    )
+    return render(
+        request,
+        "sharing/study.html",
+        {
+            "study": study,
+            "body_parts": _readable(study.body_parts),
+            "referring_physician": " ".join(study.referring_physician.replace("^", " ").split()),
+            "series_list": list(study.series.all()),
+            "reports": reports,
+        },
+    )
+
+
+def _report_view(instance: Instance) -> ReportView:
+    if instance.sop_class_uid == ENCAPSULATED_PDF:
+        return ReportView(pdf_sop_instance_uid=instance.sop_instance_uid)
+    assert is_structured_report(instance.sop_class_uid)
+    try:
+        with get_store().local_copy(instance.object_key) as path:
+            text = structured_report_text(path)
+    except (UnreadableDicom, ObjectNotFound):
+        return ReportView(unreadable=True)
+    paragraphs = tuple(p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip())
+    return ReportView(paragraphs=paragraphs)
+
+
+@login_required
+@require_GET
+def series_thumbnail(
+    request: HttpRequest, study_instance_uid: str, series_instance_uid: str
+) -> HttpResponseBase:
+    """A series' thumbnail, cacheable by the browser only. Not audited: the study page is."""
+    series = series_get_for_user(
+        user=_user(request), study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+    )
+    key = series.thumbnail_key
+    if not key:
+        raise Http404("no thumbnail")
+    etag = f'"{key}"'
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        response: HttpResponseBase = HttpResponse(status=304)
+    else:
+        try:
+            chunks = get_store().iter_bytes(key)
+            first = next(chunks, b"")
+        except ObjectNotFound as exc:
+            raise Http404("no thumbnail") from exc
+        media_type = "image/png" if key.lower().endswith(".png") else "image/jpeg"
+        response = StreamingHttpResponse(_prepend(first, chunks), content_type=media_type)
+        response["X-Content-Type-Options"] = "nosniff"
+    response["ETag"] = etag
+    response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"
+    return response
+
+
+def _prepend(first: bytes, rest: Any) -> Any:
+    yield first
+    yield from rest
+
+
+@login_required
+@require_GET
+def report_pdf(request: HttpRequest, study_instance_uid: str, sop_instance_uid: str) -> HttpResponse:
+    """The PDF inside an Encapsulated PDF report, for the browser's own PDF viewer."""
+    user = _user(request)
+    instance = report_pdf_get_for_user(
+        user=user, study_instance_uid=study_instance_uid, sop_instance_uid=sop_instance_uid
+    )
+    try:
+        with get_store().local_copy(instance.object_key) as path:
+            pdf = encapsulated_pdf(path)
+    except (UnreadableDicom, ObjectNotFound) as exc:
+        raise Http404("report unreadable") from exc
+    if pdf is None:
+        raise Http404("not a PDF")
+    study = instance.series.study if instance.series else None
+    access_record(
+        user=user,
+        action=AuditEvent.Action.VIEW,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+        patient=study.patient if study else None,
+        study_instance_uid=study_instance_uid,
+        detail={"page": "report pdf", "sop_instance_uid": sop_instance_uid},
+    )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = 'inline; filename="report.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
