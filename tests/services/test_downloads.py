@@ -19,32 +19,24 @@ from sharing.dicom.synthetic import (
     us_multiframe,
     write_study,
 )
-from sharing.models import AuditEvent, Instance, Patient, Study, User
+from sharing.models import AuditEvent, Instance, Study, User
 from sharing.services.downloads import (
     DownloadKind,
     download_filename,
     download_record,
     study_archive_chunks,
 )
-from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import get_store
 from tests.conftest import require_binary
+from tests.support.factories import ingest, patient_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5")
 FINDINGS = "Lungs are clear without focal consolidation."
-
-
-def ingest(paths: list[Path]) -> None:
-    results = [instance_receive(path=path, sender=SENDER) for path in paths]
-    assert all(r.outcome is ReceiveOutcome.STORED for r in results)
 
 
 @pytest.fixture
 def jane() -> User:
-    user = User.objects.create_user("jane@example.com", "pw-123456789")
-    Patient.objects.create(patient_id="MRN-1001", issuer="GENERAL", user=user)
-    return user
+    return patient_user("jane@example.com", "MRN-1001")
 
 
 @pytest.fixture

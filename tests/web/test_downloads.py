@@ -6,42 +6,29 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
-from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, sr_report, write_study
-from sharing.models import AuditEvent, Patient, Study, User
-from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
+from sharing.models import AuditEvent, Study, User
+from tests.support.factories import ingest, patient_user, records_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5")
-
-
-def ingest(paths: list[Path]) -> None:
-    results = [instance_receive(path=path, sender=SENDER) for path in paths]
-    assert all(r.outcome is ReceiveOutcome.STORED for r in results)
 
 
 @pytest.fixture
 def jane() -> User:
-    user = User.objects.create_user("jane@example.com", "pw-123456789")
-    Patient.objects.create(patient_id="MRN-1001", issuer="GENERAL", user=user)
-    return user
+    return patient_user("jane@example.com", "MRN-1001")
 
 
 @pytest.fixture
 def john() -> User:
-    user = User.objects.create_user("john@example.com", "pw-123456789")
-    Patient.objects.create(patient_id="MRN-2002", issuer="GENERAL", user=user)
-    return user
+    return patient_user("john@example.com", "MRN-2002")
 
 
 @pytest.fixture
 def staff() -> User:
-    user = User.objects.create_user("records@example.com", "pw-123456789", role=User.Role.RECORDS)
-    TOTP.activate(user, generate_totp_secret())
-    return user
+    return records_staff()
 
 
 def make_study(tmp_path: Path, patient: SyntheticPatient, name: str, study_date: str = "20260115") -> Study:

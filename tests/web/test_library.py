@@ -5,7 +5,6 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
-from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
@@ -14,37 +13,25 @@ from django.utils import timezone
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, mr_series, pdf_report, sr_report, write_study
 from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
-from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
+from tests.support.factories import ingest, patient_user, records_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5")
 HOSTILE = "<script>alert(1)</script>"
-
-
-def ingest(paths: list[Path]) -> None:
-    results = [instance_receive(path=path, sender=SENDER) for path in paths]
-    assert all(r.outcome is ReceiveOutcome.STORED for r in results)
 
 
 @pytest.fixture
 def jane() -> User:
-    user = User.objects.create_user("jane@example.com", "pw-123456789")
-    Patient.objects.create(patient_id="MRN-1001", issuer="GENERAL", user=user)
-    return user
+    return patient_user("jane@example.com", "MRN-1001")
 
 
 @pytest.fixture
 def john() -> User:
-    user = User.objects.create_user("john@example.com", "pw-123456789")
-    Patient.objects.create(patient_id="MRN-2002", issuer="GENERAL", user=user)
-    return user
+    return patient_user("john@example.com", "MRN-2002")
 
 
 @pytest.fixture
 def staff() -> User:
-    user = User.objects.create_user("records@example.com", "pw-123456789", role=User.Role.RECORDS)
-    TOTP.activate(user, generate_totp_secret())
-    return user
+    return records_staff()
 
 
 def make_study(
