@@ -3,15 +3,14 @@ from __future__ import annotations
 import io
 import zipfile
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from sharing.dicom.synthetic import SyntheticPatient, ct_series, sr_report, write_study
+from sharing.dicom.synthetic import SyntheticPatient
 from sharing.models import AuditEvent, Study, User
-from tests.support.factories import ingest, patient_user, records_staff
+from tests.support.factories import make_study, patient_user, records_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,23 +30,15 @@ def staff() -> User:
     return records_staff()
 
 
-def make_study(tmp_path: Path, patient: SyntheticPatient, name: str, study_date: str = "20260115") -> Study:
-    ct = ct_series(patient, slices=3, size=32, study_date=study_date)
-    uid = str(ct[0].StudyInstanceUID)
-    report = sr_report(patient, study_uid=uid, text="No acute findings.", study_date=study_date)
-    ingest(write_study([*ct, report], tmp_path / name))
-    return Study.objects.get(study_instance_uid=uid)
-
-
 @pytest.fixture
 def janes_study(tmp_path, patient, jane) -> Study:
-    return make_study(tmp_path, patient, "jane")
+    return make_study(tmp_path, patient, "jane", pdf=False)
 
 
 @pytest.fixture
 def johns_study(tmp_path, john) -> Study:
     other = SyntheticPatient(patient_id="MRN-2002", issuer="GENERAL", name="ROE^JOHN")
-    return make_study(tmp_path, other, "john")
+    return make_study(tmp_path, other, "john", pdf=False)
 
 
 def body(response: StreamingHttpResponse) -> bytes:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -11,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from sharing.dicom.synthetic import SyntheticPatient, ct_series, mr_series, pdf_report, sr_report, write_study
+from sharing.dicom.synthetic import SyntheticPatient, mr_series, sr_report, write_study
 from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
-from tests.support.factories import ingest, patient_user, records_staff
+from tests.support.factories import ingest, make_study, patient_user, records_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOSTILE = "<script>alert(1)</script>"
@@ -32,25 +31,6 @@ def john() -> User:
 @pytest.fixture
 def staff() -> User:
     return records_staff()
-
-
-def make_study(
-    tmp_path: Path,
-    patient: SyntheticPatient,
-    name: str,
-    *,
-    study_date: str = "20260115",
-    description: str = "CT CHEST W/O CONTRAST",
-    pdf: bool = True,
-) -> Study:
-    """A CT series, a text report and (optionally) a PDF report, received and indexed."""
-    ct = ct_series(patient, slices=3, size=32, study_date=study_date, description=description)
-    uid = str(ct[0].StudyInstanceUID)
-    datasets = [*ct, sr_report(patient, study_uid=uid, text="No acute findings.", study_date=study_date)]
-    if pdf:
-        datasets.append(pdf_report(patient, study_uid=uid, study_date=study_date))
-    ingest(write_study(datasets, tmp_path / name))
-    return Study.objects.get(study_instance_uid=uid)
 
 
 @pytest.fixture
