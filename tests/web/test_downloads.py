@@ -9,25 +9,10 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from sharing.dicom.synthetic import SyntheticPatient
-from sharing.models import AuditEvent, Study, User
-from tests.support.factories import make_study, patient_user, records_staff
+from sharing.models import AuditEvent, Study
+from tests.support.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def jane() -> User:
-    return patient_user("jane@example.com", "MRN-1001")
-
-
-@pytest.fixture
-def john() -> User:
-    return patient_user("john@example.com", "MRN-2002")
-
-
-@pytest.fixture
-def staff() -> User:
-    return records_staff()
 
 
 @pytest.fixture

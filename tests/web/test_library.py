@@ -11,26 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sharing.dicom.synthetic import SyntheticPatient, mr_series, sr_report, write_study
-from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
-from tests.support.factories import ingest, make_study, patient_user, records_staff
+from sharing.models import AuditEvent, Instance, Patient, Series, Study
+from tests.support.factories import ingest, make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOSTILE = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def jane() -> User:
-    return patient_user("jane@example.com", "MRN-1001")
-
-
-@pytest.fixture
-def john() -> User:
-    return patient_user("john@example.com", "MRN-2002")
-
-
-@pytest.fixture
-def staff() -> User:
-    return records_staff()
 
 
 @pytest.fixture
