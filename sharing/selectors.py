@@ -45,14 +45,14 @@ def studies_for_download(*, user: User, study_uids: Sequence[str]) -> list[Study
     wanted = list(dict.fromkeys(study_uids))
     if not wanted:
         raise Http404("no study")
-    studies = _studies_visible_to(user).filter(study_instance_uid__in=wanted)
+    studies = studies_visible_to(user).filter(study_instance_uid__in=wanted)
     found = {study.study_instance_uid: study for study in studies.select_related("patient")}
     if len(found) != len(wanted):
         raise Http404("no such study")
     return [found[uid] for uid in wanted]
 
 
-def _studies_visible_to(user: User) -> QuerySet[Study]:
+def studies_visible_to(user: User) -> QuerySet[Study]:
     """The access rule: patients their own studies, records staff and administrators any study."""
     studies = Study.objects.filter(number_of_instances__gt=0)
     if not user.is_records_staff:
@@ -108,7 +108,7 @@ def study_get_for_user(*, user: User, study_instance_uid: str) -> Study:
     """One study with its series in order, if the user may see it; 404 otherwise (mine or missing
     look the same)."""
     study = (
-        _studies_visible_to(user)
+        studies_visible_to(user)
         .filter(study_instance_uid=study_instance_uid)
         .select_related("patient")
         .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
@@ -123,7 +123,7 @@ def series_get_for_user(*, user: User, study_instance_uid: str, series_instance_
     """One series of a study the user may see; 404 otherwise."""
     series = (
         Series.objects.filter(
-            study__in=_studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
+            study__in=studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
             series_instance_uid=series_instance_uid,
         )
         .select_related("study")
@@ -159,7 +159,7 @@ def report_pdf_get_for_user(*, user: User, study_instance_uid: str, sop_instance
             state=Instance.State.INDEXED,
             sop_class_uid=ENCAPSULATED_PDF,
             sop_instance_uid=sop_instance_uid,
-            series__study__in=_studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
+            series__study__in=studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
         )
         .select_related("series__study__patient")
         .first()

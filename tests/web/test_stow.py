@@ -340,8 +340,11 @@ def test_a_body_over_the_upload_limit_is_refused_before_reading(staff_client, st
     assert not Instance.objects.exists()
 
 
-def test_get_is_not_allowed(staff_client):
-    assert staff_client.get("/dicomweb/studies").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+def test_methods_other_than_get_and_post_are_not_allowed(staff_client):
+    response = staff_client.put("/dicomweb/studies")
+
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert "POST" in response["Allow"]
 
 
 def test_each_request_writes_one_audit_event_per_study(staff_client, staff, tmp_path, patient):

@@ -1,0 +1,128 @@
+"""WADO-RS (PS3.18 §10.4): metadata, instances, frames and rendered images of studies in scope.
+
+Metadata is built from the stored headers once per series and kept in the object store under a key
+that changes when instances are added; frames are read as exact byte ranges of the stored file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from django.core.cache import cache
+
+from sharing.dicom.dicomjson import instance_json
+from sharing.dicom.errors import DicomInputError
+from sharing.dicom.frames import FrameLayout, Window, decode_frame, frame_layout, render_frame
+from sharing.dicomweb.qido import series_instances
+from sharing.dicomweb.scope import ViewerScope
+from sharing.models import Instance, Series, Study
+from sharing.storage import ObjectNotFound, get_store
+
+LAYOUT_CACHE_SECONDS = 24 * 3600
+RENDER_MAX_PIXELS = 100_000_000
+PixelDataUri = Callable[[Instance], str]
+
+
+def study_in_scope(*, scope: ViewerScope, study_instance_uid: str) -> Study | None:
+    return scope.studies().filter(study_instance_uid=study_instance_uid).select_related("patient").first()
+
+
+def series_in_scope(
+    *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str
+) -> Series | None:
+    return (
+        Series.objects.filter(
+            series_instance_uid=series_instance_uid,
+            study__study_instance_uid=study_instance_uid,
+            study__in=scope.studies(),
+        )
+        .select_related("study__patient")
+        .first()
+    )
+
+
+def instance_in_scope(
+    *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+) -> Instance | None:
+    return (
+        Instance.objects.filter(
+            sop_instance_uid=sop_instance_uid,
+            state=Instance.State.INDEXED,
+            series__series_instance_uid=series_instance_uid,
+            series__study__study_instance_uid=study_instance_uid,
+            series__study__in=scope.studies(),
+        )
+        .select_related("series__study__patient")
+        .first()
+    )
+
+
+def metadata_cache_key(series: Series) -> str:
+    return f"metadata/series/{series.pk}/{series.number_of_instances}.json"
+
+
+def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dict[str, Any]]:
+    """DICOM JSON of every instance in the series, from the cache in the object store if there.
+
+    URIs are stored as paths; the caller makes them absolute for the request's host.
+    """
+    store = get_store()
+    key = metadata_cache_key(series)
+    try:
+        with store.open(key) as handle:
+            cached: list[dict[str, Any]] = json.loads(handle.read())
+        return cached
+    except ObjectNotFound:
+        pass
+    instances = []
+    for instance in series_instances(series=series):
+        try:
+            with store.local_copy(instance.object_key) as path, path.open("rb") as handle:
+                instances.append(instance_json(handle, pixel_data_uri=pixel_data_uri(instance)))
+        except DicomInputError:
+            continue  # indexed once, so readable; a file damaged since is left out, not fatal
+    store.put_bytes(key, json.dumps(instances).encode(), content_type="application/json")
+    return instances
+
+
+def instance_bytes(instance: Instance) -> Iterator[bytes]:
+    return get_store().iter_bytes(instance.object_key)
+
+
+def instance_layout(instance: Instance) -> FrameLayout:
+    """Where the frames lie in the stored file; raises FrameError for instances without frames."""
+    cache_key = f"dicomweb:layout:{instance.pk}:{instance.sha256}"
+    layout = cache.get(cache_key)
+    if isinstance(layout, FrameLayout):
+        return layout
+    with get_store().local_copy(instance.object_key) as path, path.open("rb") as handle:
+        layout = frame_layout(handle)
+    cache.set(cache_key, layout, LAYOUT_CACHE_SECONDS)
+    return layout
+
+
+def stored_frame(instance: Instance, layout: FrameLayout, number: int) -> Iterator[bytes]:
+    """Frame `number` (1-based) exactly as stored: native bytes, or its compressed fragments."""
+    store = get_store()
+    for start, end in layout.frames[number - 1]:
+        yield from store.iter_bytes(instance.object_key, start=start, end=end)
+
+
+def decoded_frame(instance: Instance, number: int) -> bytes:
+    return _with_handle(instance, lambda handle: decode_frame(handle, index=number - 1))
+
+
+def rendered_frame(instance: Instance, number: int, *, media_type: str, window: Window | None) -> bytes:
+    return _with_handle(
+        instance,
+        lambda handle: render_frame(
+            handle, index=number - 1, media_type=media_type, window=window, max_pixels=RENDER_MAX_PIXELS
+        ),
+    )
+
+
+def _with_handle(instance: Instance, read: Callable[[BinaryIO], bytes]) -> bytes:
+    with get_store().local_copy(instance.object_key) as path, path.open("rb") as handle:
+        return read(handle)

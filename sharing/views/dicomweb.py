@@ -1,0 +1,433 @@
+"""DICOMweb over HTTP: QIDO-RS and WADO-RS for a viewer scope, STOW-RS passed to its own view.
+
+Every handler resolves the viewer scope and asks it one question: is this study in scope? A study
+outside it answers 404 like one that does not exist, never 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from sharing.dicom.frames import EXPLICIT_VR_LITTLE_ENDIAN, FrameError, FrameLayout, Window, parse_window
+from sharing.dicomweb import negotiation, qido, wado
+from sharing.dicomweb.scope import ViewerScope, viewer_scope_for
+from sharing.models import AuditEvent, Instance, Series
+from sharing.storage import ObjectNotFound
+from sharing.views import stow
+
+DICOM_JSON = "application/dicom+json"
+CACHE_PRIVATE = "private, max-age=3600"
+CACHE_SEARCH = "private, no-cache"
+JSON_TYPES = "application/dicom+json or application/json"
+View = Callable[..., HttpResponseBase]
+
+
+def _error(status: HTTPStatus, error: str, detail: str) -> JsonResponse:
+    return JsonResponse({"error": error, "detail": detail}, status=status)
+
+
+def _not_found() -> JsonResponse:
+    return _error(HTTPStatus.NOT_FOUND, "not found", "no such study, series, instance or frame")
+
+
+def _not_acceptable(detail: str) -> JsonResponse:
+    response = _error(HTTPStatus.NOT_ACCEPTABLE, "not acceptable", detail)
+    response["Vary"] = "Accept"
+    return response
+
+
+def _scoped(view: Callable[..., HttpResponseBase]) -> View:
+    """Resolve the viewer scope first: nobody signed in gets 401, before any lookup."""
+
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        scope = viewer_scope_for(request)
+        if scope is None:
+            return _error(HTTPStatus.UNAUTHORIZED, "authentication required", "sign in to see images")
+        return view(request, scope, *args, **kwargs)
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+def _phi_headers(
+    response: HttpResponseBase, *, cache_control: str, etag: str | None = None
+) -> HttpResponseBase:
+    response["Cache-Control"] = cache_control
+    response["Vary"] = "Accept, Cookie"
+    response["X-Content-Type-Options"] = "nosniff"
+    if etag is not None:
+        response["ETag"] = '"' + hashlib.sha256(etag.encode()).hexdigest()[:32] + '"'
+    return response
+
+
+def _url_for(request: HttpRequest) -> qido.UrlFor:
+    def url_for(name: str, *args: str) -> str:
+        return request.build_absolute_uri(reverse(name, args=args))
+
+    return url_for
+
+
+def _json(
+    request: HttpRequest, body: Any, *, cache_control: str, etag: str | None = None
+) -> HttpResponseBase:
+    response = JsonResponse(body, safe=False, content_type=DICOM_JSON)
+    return _phi_headers(response, cache_control=cache_control, etag=etag)
+
+
+def _remote_addr(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+# --- STOW-RS shares these URLs -------------------------------------------------------------------
+
+
+@csrf_exempt  # POST is STOW-RS, which enforces CSRF itself for cookie-authenticated requests
+def studies(request: HttpRequest) -> HttpResponseBase:
+    if request.method == "POST":
+        return stow.store_instances(request)
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+    return search_for_studies(request)
+
+
+@csrf_exempt  # as above
+def study(request: HttpRequest, study_instance_uid: str) -> HttpResponseBase:
+    if request.method == "POST":
+        return stow.store_instances(request, study_instance_uid=study_instance_uid)
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+    return retrieve_study(request, study_instance_uid=study_instance_uid)
+
+
+# --- QIDO-RS -------------------------------------------------------------------------------------
+
+
+def _search(
+    request: HttpRequest,
+    scope: ViewerScope,
+    level: str,
+    run: Callable[[], list[dict[str, Any]]],
+    uid: str = "",
+) -> HttpResponseBase:
+    if not negotiation.accepts_json(request.headers.get("Accept", "")):
+        return _not_acceptable(f"search results are {JSON_TYPES}")
+    try:
+        results = run()
+    except qido.QueryError as exc:
+        return _error(HTTPStatus.BAD_REQUEST, "bad query", str(exc))
+    keys = sorted(k for k in request.GET if k not in ("includefield", "fuzzymatching"))
+    scope.record_access(
+        action=AuditEvent.Action.QUERY,
+        remote_addr=_remote_addr(request),
+        study_instance_uid=uid,
+        detail={"dicomweb": level, "keys": keys, "results": len(results)},
+    )
+    return _json(request, results, cache_control=CACHE_SEARCH)
+
+
+@_scoped
+def search_for_studies(request: HttpRequest, scope: ViewerScope) -> HttpResponseBase:
+    return _search(
+        request,
+        scope,
+        "studies",
+        lambda: qido.search_studies(
+            studies=scope.studies(), query=dict(request.GET.lists()), url_for=_url_for(request)
+        ),
+    )
+
+
+@_scoped
+def search_for_series(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponseBase:
+    found = wado.study_in_scope(scope=scope, study_instance_uid=study_instance_uid)
+    if found is None:
+        return _not_found()
+    return _search(
+        request,
+        scope,
+        "series",
+        lambda: qido.search_series(study=found, query=dict(request.GET.lists()), url_for=_url_for(request)),
+        study_instance_uid,
+    )
+
+
+@_scoped
+def search_for_instances(
+    request: HttpRequest, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str
+) -> HttpResponseBase:
+    series = wado.series_in_scope(
+        scope=scope, study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+    )
+    if series is None:
+        return _not_found()
+    return _search(
+        request,
+        scope,
+        "instances",
+        lambda: qido.search_instances(
+            series=series, query=dict(request.GET.lists()), url_for=_url_for(request)
+        ),
+        study_instance_uid,
+    )
+
+
+# --- WADO-RS metadata ----------------------------------------------------------------------------
+
+
+def _metadata(
+    request: HttpRequest, scope: ViewerScope, study_uid: str, series: list[Series]
+) -> HttpResponseBase:
+    if not negotiation.accepts_json(request.headers.get("Accept", "")):
+        return _not_acceptable(f"metadata is {JSON_TYPES}")
+    base = request.build_absolute_uri("/").rstrip("/")
+
+    def frames_path(instance: Instance) -> str:
+        frames = ",".join(str(n) for n in range(1, instance.number_of_frames + 1))
+        args = [study_uid, instance.series_instance_uid, instance.sop_instance_uid, frames]
+        return reverse("dicomweb-frames", args=args)
+
+    body: list[dict[str, Any]] = []
+    for one in series:
+        for item in wado.series_metadata(series=one, pixel_data_uri=frames_path):
+            pixel_data = item.get("7FE00010")
+            if pixel_data and str(pixel_data.get("BulkDataURI", "")).startswith("/"):
+                item["7FE00010"] = {**pixel_data, "BulkDataURI": base + pixel_data["BulkDataURI"]}
+            body.append(item)
+    scope.record_access(
+        action=AuditEvent.Action.VIEW,
+        remote_addr=_remote_addr(request),
+        study_instance_uid=study_uid,
+        detail={"dicomweb": "metadata", "series": len(series), "instances": len(body)},
+    )
+    etag = "|".join(wado.metadata_cache_key(one) for one in series)
+    return _json(request, body, cache_control=CACHE_PRIVATE, etag=etag)
+
+
+@_scoped
+def study_metadata(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponseBase:
+    found = wado.study_in_scope(scope=scope, study_instance_uid=study_instance_uid)
+    if found is None:
+        return _not_found()
+    series = list(
+        Series.objects.filter(study=found, number_of_instances__gt=0).order_by("series_number", "pk")
+    )
+    return _metadata(request, scope, study_instance_uid, series)
+
+
+@_scoped
+def series_metadata(
+    request: HttpRequest, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str
+) -> HttpResponseBase:
+    series = wado.series_in_scope(
+        scope=scope, study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+    )
+    if series is None:
+        return _not_found()
+    return _metadata(request, scope, study_instance_uid, [series])
+
+
+# --- WADO-RS instances ---------------------------------------------------------------------------
+
+
+def _multipart(
+    parts: Iterable[tuple[str, Callable[[], Iterator[bytes]]]], *, type_params: str, etag: str
+) -> StreamingHttpResponse:
+    boundary = secrets.token_hex(16)
+
+    def body() -> Iterator[bytes]:
+        for content_type, chunks in parts:
+            yield f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+            yield from chunks()
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    response = StreamingHttpResponse(
+        body(), content_type=f"multipart/related; {type_params}; boundary={boundary}"
+    )
+    _phi_headers(response, cache_control=CACHE_PRIVATE, etag=etag)
+    return response
+
+
+def _retrieve(request: HttpRequest, instances: list[Instance]) -> HttpResponseBase:
+    accept = request.headers.get("Accept", "")
+    for instance in instances:
+        if not negotiation.accepts_instance(accept, transfer_syntax=instance.transfer_syntax_uid):
+            return _not_acceptable(
+                'instances are sent as multipart/related; type="application/dicom" '
+                "in their stored transfer syntax (transfer-syntax=* or the stored one)"
+            )
+    parts = [
+        (
+            f"application/dicom; transfer-syntax={instance.transfer_syntax_uid}",
+            lambda instance=instance: wado.instance_bytes(instance),
+        )
+        for instance in instances
+    ]
+    etag = "|".join(f"{instance.object_key}:{instance.sha256}" for instance in instances)
+    return _multipart(parts, type_params='type="application/dicom"', etag=etag)
+
+
+@_scoped
+def retrieve_study(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponseBase:
+    found = wado.study_in_scope(scope=scope, study_instance_uid=study_instance_uid)
+    if found is None:
+        return _not_found()
+    instances = list(
+        Instance.objects.filter(series__study=found, state=Instance.State.INDEXED).order_by(
+            "series__series_number", "series_id", "instance_number", "pk"
+        )
+    )
+    return _retrieve(request, instances)
+
+
+@_scoped
+def retrieve_series(
+    request: HttpRequest, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str
+) -> HttpResponseBase:
+    series = wado.series_in_scope(
+        scope=scope, study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+    )
+    if series is None:
+        return _not_found()
+    return _retrieve(request, list(qido.series_instances(series=series)))
+
+
+def _instance(scope: ViewerScope, study: str, series: str, sop: str) -> Instance | None:
+    return wado.instance_in_scope(
+        scope=scope, study_instance_uid=study, series_instance_uid=series, sop_instance_uid=sop
+    )
+
+
+@_scoped
+def retrieve_instance(
+    request: HttpRequest,
+    scope: ViewerScope,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+) -> HttpResponseBase:
+    instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    if instance is None:
+        return _not_found()
+    return _retrieve(request, [instance])
+
+
+# --- WADO-RS frames and rendered images ----------------------------------------------------------
+
+
+def _frame_numbers(text: str) -> list[int] | HttpResponse:
+    numbers: list[int] = []
+    for part in text.split(","):
+        if not part.isdigit() or int(part) < 1:
+            return _error(HTTPStatus.BAD_REQUEST, "bad frame number", "frames are numbered from 1")
+        numbers.append(int(part))
+    return numbers
+
+
+def _layout(instance: Instance) -> FrameLayout | None:
+    try:
+        return wado.instance_layout(instance)
+    except (FrameError, ObjectNotFound):
+        return None
+
+
+@_scoped
+def retrieve_frames(
+    request: HttpRequest,
+    scope: ViewerScope,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    frames: str,
+) -> HttpResponseBase:
+    numbers = _frame_numbers(frames)
+    if isinstance(numbers, HttpResponse):
+        return numbers
+    instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    layout = _layout(instance) if instance is not None else None
+    if instance is None or layout is None or max(numbers) > layout.number_of_frames:
+        return _not_found()
+    choice = negotiation.frame_choice(request.headers.get("Accept", ""), layout)
+    etag = f"{instance.object_key}:{instance.sha256}:frames={frames}:{choice}"
+    if choice == "stored":
+        media_type = f"{layout.media_type}; transfer-syntax={layout.transfer_syntax_uid}"
+        if not layout.encapsulated:
+            media_type = f"application/octet-stream; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
+        parts = [(media_type, lambda n=n: wado.stored_frame(instance, layout, n)) for n in numbers]
+        return _multipart(parts, type_params=f'type="{media_type.split(";")[0]}"', etag=etag)
+    if choice == "decoded":
+        try:
+            decoded = [wado.decoded_frame(instance, n) for n in numbers]
+        except FrameError:
+            return _not_acceptable("this frame cannot be decoded; ask for its stored transfer syntax")
+        media_type = f"application/octet-stream; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
+        decoded_parts = [(media_type, lambda data=data: iter([data])) for data in decoded]
+        return _multipart(decoded_parts, type_params='type="application/octet-stream"', etag=etag)
+    return _not_acceptable(
+        f"frames are sent as multipart/related with type={layout.media_type or 'application/octet-stream'} "
+        f"(transfer-syntax={layout.transfer_syntax_uid}) or application/octet-stream with "
+        f"transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
+    )
+
+
+def _rendered(request: HttpRequest, instance: Instance | None, number: int) -> HttpResponseBase:
+    media_type = negotiation.rendered_media_type(request.headers.get("Accept", ""))
+    if media_type is None:
+        return _not_acceptable("rendered images are image/jpeg or image/png")
+    window: Window | None = None
+    if request.GET.get("window"):
+        try:
+            window = parse_window(request.GET["window"])
+        except ValueError as exc:
+            return _error(HTTPStatus.BAD_REQUEST, "bad window", str(exc))
+    if instance is None or number > instance.number_of_frames:
+        return _not_found()
+    try:
+        data = wado.rendered_frame(instance, number, media_type=media_type, window=window)
+    except (FrameError, ObjectNotFound):
+        return _not_found()
+    response = HttpResponse(data, content_type=media_type)
+    etag = f"{instance.object_key}:{instance.sha256}:rendered={number}:{media_type}:{request.GET.get('window', '')}"
+    return _phi_headers(response, cache_control=CACHE_PRIVATE, etag=etag)
+
+
+@_scoped
+def render_instance(
+    request: HttpRequest,
+    scope: ViewerScope,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+) -> HttpResponseBase:
+    instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    return _rendered(request, instance, 1)
+
+
+@_scoped
+def render_frame(
+    request: HttpRequest,
+    scope: ViewerScope,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    frame: str,
+) -> HttpResponseBase:
+    numbers = _frame_numbers(frame)
+    if isinstance(numbers, HttpResponse):
+        return numbers
+    if len(numbers) != 1:
+        return _error(HTTPStatus.BAD_REQUEST, "bad frame number", "one frame at a time")
+    instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    return _rendered(request, instance, numbers[0])
