@@ -39,5 +39,14 @@ def series_thumbnail(series_id: int, settle_seconds: float = 0) -> None:
 
 
 @retrying_task
+def series_metadata_prepare(series_id: int, settle_seconds: float = 0) -> None:
+    from sharing.dicomweb.wado import series_metadata_prepare as prepare
+
+    if series_metadata_prepare.request.is_eager:
+        settle_seconds = 0
+    prepare(series_id=series_id, settle_seconds=settle_seconds)
+
+
+@retrying_task
 def studies_mark_complete() -> None:
     _studies_mark_complete()

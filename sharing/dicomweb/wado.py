@@ -6,11 +6,15 @@ that changes when instances are added; frames are read as exact byte ranges of t
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from django.core.cache import cache
+from django.db.models import Max
+from django.urls import reverse
+from django.utils import timezone
 
 from sharing.dicom.dicomjson import instance_json
 from sharing.dicom.errors import DicomInputError
@@ -57,6 +61,35 @@ def instance_in_scope(
         .select_related("series__study__patient")
         .first()
     )
+
+
+def frames_path(instance: Instance) -> str:
+    """Where an instance's pixel data is fetched: the BulkDataURI of its PixelData (a path)."""
+    frames = ",".join(str(n) for n in range(1, instance.number_of_frames + 1))
+    args = [instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid, frames]
+    return reverse("dicomweb-frames", args=args)
+
+
+def series_metadata_prepare(*, series_id: int, settle_seconds: float = 0) -> bool:
+    """Build a series' metadata cache ahead of the first viewer, once the series has settled.
+
+    True if it was built now. Like thumbnails, a series still receiving waits: its cache key
+    changes with every new instance.
+    """
+    series = Series.objects.filter(pk=series_id).first()
+    if series is None or series.number_of_instances == 0:
+        return False
+    if settle_seconds > 0:
+        latest = Instance.objects.filter(series=series).aggregate(latest=Max("received_at"))["latest"]
+        if latest is not None and timezone.now() - latest < datetime.timedelta(seconds=settle_seconds):
+            return False
+    try:
+        get_store().head(metadata_cache_key(series))
+        return False
+    except ObjectNotFound:
+        pass
+    series_metadata(series=series, pixel_data_uri=frames_path)
+    return True
 
 
 def metadata_cache_key(series: Series) -> str:

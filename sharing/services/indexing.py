@@ -253,3 +253,5 @@ def _enqueue_thumbnails(series_ids: Iterable[int]) -> None:
     settle = app_settings.THUMBNAIL_SETTLE_SECONDS
     for series_id in series_ids:
         tasks.series_thumbnail.apply_async((series_id, settle), countdown=settle)
+        # The viewer's series metadata (DICOM JSON), ready before anyone opens the study.
+        tasks.series_metadata_prepare.apply_async((series_id, settle), countdown=settle)

@@ -193,14 +193,9 @@ def _metadata(
         return _not_acceptable(f"metadata is {JSON_TYPES}")
     base = request.build_absolute_uri("/").rstrip("/")
 
-    def frames_path(instance: Instance) -> str:
-        frames = ",".join(str(n) for n in range(1, instance.number_of_frames + 1))
-        args = [study_uid, instance.series_instance_uid, instance.sop_instance_uid, frames]
-        return reverse("dicomweb-frames", args=args)
-
     body: list[dict[str, Any]] = []
     for one in series:
-        for item in wado.series_metadata(series=one, pixel_data_uri=frames_path):
+        for item in wado.series_metadata(series=one, pixel_data_uri=wado.frames_path):
             pixel_data = item.get("7FE00010")
             if pixel_data and str(pixel_data.get("BulkDataURI", "")).startswith("/"):
                 item["7FE00010"] = {**pixel_data, "BulkDataURI": base + pixel_data["BulkDataURI"]}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 from django.core import mail
@@ -14,6 +15,7 @@ from sharing.dicom.synthetic import (
     us_multiframe,
     write_study,
 )
+from sharing.dicomweb.wado import metadata_cache_key, series_metadata_prepare
 from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
 from sharing.services.completion import studies_mark_complete
 from sharing.services.indexing import instances_index_stragglers, study_index_claimed, study_index_pending
@@ -178,3 +180,27 @@ def test_stragglers_left_by_a_lost_task_are_queued_again(tmp_path, patient, monk
     later = timezone.now() + datetime.timedelta(minutes=3)
     assert instances_index_stragglers(now=later) == [study_uid]  # eager: indexed at once
     assert Instance.objects.filter(state=Instance.State.INDEXED).count() == 2
+
+
+def test_series_metadata_is_ready_before_the_first_viewer(tmp_path, patient):
+    receive_all(write_study(ct_series(patient, slices=3, size=16), tmp_path / "ct"))
+
+    series = Series.objects.get()
+    with get_store().open(metadata_cache_key(series)) as handle:
+        cached = json.loads(handle.read())
+    assert len(cached) == 3
+    assert {item["00080018"]["Value"][0] for item in cached} == set(
+        Instance.objects.values_list("sop_instance_uid", flat=True)
+    )
+    assert all(item["7FE00010"]["BulkDataURI"].endswith("/frames/1") for item in cached)
+
+
+def test_a_series_still_receiving_waits_for_its_metadata(tmp_path, patient, monkeypatch):
+    monkeypatch.setattr("sharing.services.indexing._enqueue_thumbnails", lambda series_ids: None)
+    receive_all(write_study(ct_series(patient, slices=2, size=16), tmp_path / "ct"))
+    series = Series.objects.get()
+
+    assert not series_metadata_prepare(series_id=series.pk, settle_seconds=60)
+    Instance.objects.update(received_at=timezone.now() - datetime.timedelta(seconds=61))
+    assert series_metadata_prepare(series_id=series.pk, settle_seconds=60)
+    assert not series_metadata_prepare(series_id=series.pk, settle_seconds=60)  # already there
