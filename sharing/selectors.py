@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from sharing.dicom.render import RenderKind
 from sharing.dicom.sop import ENCAPSULATED_PDF, SR_SOP_CLASS_PREFIX
@@ -167,3 +168,9 @@ def report_pdf_get_for_user(*, user: User, study_instance_uid: str, sop_instance
     if instance is None:
         raise Http404("no such report")
     return instance
+
+
+def series_received_within(*, series: Series, seconds: float) -> bool:
+    """Whether an instance of the series arrived less than ``seconds`` ago (it is still settling)."""
+    latest = Instance.objects.filter(series=series).aggregate(latest=models.Max("received_at"))["latest"]
+    return latest is not None and timezone.now() - latest < datetime.timedelta(seconds=seconds)

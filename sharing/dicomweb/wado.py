@@ -6,15 +6,12 @@ that changes when instances are added; frames are read as exact byte ranges of t
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from django.core.cache import cache
-from django.db.models import Max
 from django.urls import reverse
-from django.utils import timezone
 
 from sharing.dicom.dicomjson import instance_json
 from sharing.dicom.errors import DicomInputError
@@ -22,6 +19,7 @@ from sharing.dicom.frames import FrameLayout, Window, decode_frame, frame_layout
 from sharing.dicomweb.qido import series_instances
 from sharing.dicomweb.scope import ViewerScope
 from sharing.models import Instance, Series, Study
+from sharing.selectors import series_received_within
 from sharing.storage import ObjectNotFound, get_store
 
 LAYOUT_CACHE_SECONDS = 24 * 3600
@@ -79,10 +77,8 @@ def series_metadata_prepare(*, series_id: int, settle_seconds: float = 0) -> boo
     series = Series.objects.filter(pk=series_id).first()
     if series is None or series.number_of_instances == 0:
         return False
-    if settle_seconds > 0:
-        latest = Instance.objects.filter(series=series).aggregate(latest=Max("received_at"))["latest"]
-        if latest is not None and timezone.now() - latest < datetime.timedelta(seconds=settle_seconds):
-            return False
+    if settle_seconds > 0 and series_received_within(series=series, seconds=settle_seconds):
+        return False
     try:
         get_store().head(metadata_cache_key(series))
         return False

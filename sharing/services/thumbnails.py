@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 
 from django.db import transaction
-from django.db.models import Max
-from django.utils import timezone
 
 from sharing.conf import app_settings
 from sharing.dicom.render import render_thumbnail
 from sharing.models import Instance, Series
+from sharing.selectors import series_received_within
 from sharing.storage import StorageError, get_store, new_key
 
 
@@ -37,10 +35,12 @@ def series_thumbnail_update(*, series_id: int, settle_seconds: float = 0) -> boo
     middle = series_middle_instance(series)
     if middle is None or (series.thumbnail_instance_id == middle.pk and series.thumbnail_key):
         return False
-    if series.thumbnail_key and settle_seconds > 0:
-        latest = Instance.objects.filter(series=series).aggregate(latest=Max("received_at"))["latest"]
-        if latest is not None and timezone.now() - latest < datetime.timedelta(seconds=settle_seconds):
-            return False
+    if (
+        series.thumbnail_key
+        and settle_seconds > 0
+        and series_received_within(series=series, seconds=settle_seconds)
+    ):
+        return False
 
     store = get_store()
     with store.local_copy(middle.object_key) as path:

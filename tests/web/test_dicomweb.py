@@ -20,26 +20,11 @@ from requests import Session
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, Instance, Study, User
 from sharing.storage import get_store
-from tests.support.factories import ingest, make_study, patient_user, records_staff
+from tests.support.factories import ingest, make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 RAW_FRAME_ACCEPT = f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}'
-
-
-@pytest.fixture
-def jane() -> User:
-    return patient_user("jane@example.com", "MRN-1001")
-
-
-@pytest.fixture
-def john() -> User:
-    return patient_user("john@example.com", "MRN-2002")
-
-
-@pytest.fixture
-def staff() -> User:
-    return records_staff()
 
 
 def receive(tmp_path: Path, datasets: list[Dataset], name: str) -> Study:
