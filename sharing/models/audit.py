@@ -32,9 +32,29 @@ class AuditEvent(models.Model):
         STUDY_COMPLETE = "study.complete", "Study complete"
         QUERY = "query", "Search"
         VIEW = "view", "Viewed"
+        FRAMES = "frames", "Viewed images"
         DOWNLOAD = "download", "Downloaded"
         LOGIN = "login", "Signed in"
         LOGIN_FAILED = "login.failed", "Failed sign-in"
+        LOGOUT = "logout", "Signed out"
+        SHARE_CREATE = "share.create", "Share created"
+        SHARE_OPEN = "share.open", "Share opened"
+        SHARE_VERIFY_FAIL = "share.verify_fail", "Wrong share code"
+        SHARE_LOCK = "share.lock", "Share locked"
+        SHARE_REVOKE = "share.revoke", "Share revoked"
+        SHARE_EXTEND = "share.extend", "Share extended"
+        SHARE_EXPIRE = "share.expire", "Share expired"
+        AUTHORIZATION_SIGN = "authorization.sign", "Authorization signed"
+        AUTHORIZATION_REVOKE = "authorization.revoke", "Authorization revoked"
+        AUTHORIZATION_UPDATE = "authorization.update", "Request updated"
+        IDENTITY_VERIFY = "identity.verify", "Identity verified"
+        PATIENT_LINK = "patient.link", "Account linked to patient"
+        PACS_QUERY = "pacs.query", "PACS searched"
+        PACS_RETRIEVE = "pacs.retrieve", "Retrieved from PACS"
+        RELEASE = "release", "Released"
+        DENY = "deny", "Denied"
+        RECONCILE = "reconcile", "Study reconciled"
+        EXPORT = "audit.export", "Audit trail exported"
 
     class Outcome(models.IntegerChoices):
         # DICOM/ATNA EventOutcomeIndicator values.
@@ -59,11 +79,18 @@ class AuditEvent(models.Model):
     # A snapshot that survives renames: email, AE title, share label.
     actor_label = models.CharField(max_length=255, blank=True, default="")
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True, default="")
+    share = models.ForeignKey(
+        "sharing.Share", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
     patient = models.ForeignKey(
         "sharing.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     study_instance_uid = models.CharField(max_length=64, blank=True, default="", db_index=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The hash chain: each event's hash covers its content and the previous event's hash.
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    entry_hash = models.CharField(max_length=64, blank=True, default="")
 
     objects = AuditEventQuerySet.as_manager()
 
