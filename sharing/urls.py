@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from sharing.views import dicomweb, downloads, library, pages, upload
 
@@ -47,4 +47,9 @@ urlpatterns = [
     ),
     re_path(rf"^studies/{UID}/reports/{SOP_UID}\.pdf$", library.report_pdf, name="report-pdf"),
     path("download", downloads.studies_download, name="studies-download"),
+    path("", include("sharing.routes.viewer")),
+    path("", include("sharing.routes.shares")),
+    path("", include("sharing.routes.audit")),
+    path("", include("sharing.routes.pacs")),
+    path("", include("sharing.routes.releases")),
 ]
