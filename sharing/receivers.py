@@ -1,0 +1,75 @@
+"""Signal receivers: signing in, failing to and signing out are audited.
+
+Connected in ``SharingConfig.ready``. Django sends these signals for allauth's sign-in too (allauth
+authenticates and logs in through ``django.contrib.auth``), and for HTTP Basic on STOW-RS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.http import HttpRequest
+
+from sharing.models import AuditEvent, User
+from sharing.services.audit import audit_record
+
+
+def _client(request: HttpRequest | None) -> dict[str, Any]:
+    if request is None:
+        return {"remote_addr": None, "user_agent": ""}
+    return {
+        "remote_addr": request.META.get("REMOTE_ADDR"),
+        "user_agent": str(request.META.get("HTTP_USER_AGENT", ""))[:255],
+    }
+
+
+def _attempted_email(credentials: dict[str, Any]) -> str:
+    """The address someone tried to sign in as. People sometimes type a password into the email
+    box, so anything that does not look like an address is not kept."""
+    value = credentials.get("email") or credentials.get("username") or ""
+    value = str(value).strip().lower()
+    if "@" in value and " " not in value and len(value) <= 254:
+        return value
+    return "(not an email address)" if value else ""
+
+
+def on_user_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if isinstance(user, User):
+        audit_record(
+            action=AuditEvent.Action.LOGIN,
+            actor_kind=AuditEvent.ActorKind.USER,
+            actor_user=user,
+            **_client(request),
+        )
+
+
+def on_user_logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if isinstance(user, User):  # None when the session had no signed-in user
+        audit_record(
+            action=AuditEvent.Action.LOGOUT,
+            actor_kind=AuditEvent.ActorKind.USER,
+            actor_user=user,
+            **_client(request),
+        )
+
+
+def on_user_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    # Django has already masked the password in ``credentials``; only the address is read.
+    email = _attempted_email(credentials)
+    audit_record(
+        action=AuditEvent.Action.LOGIN_FAILED,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_label="",
+        outcome=AuditEvent.Outcome.MINOR_FAILURE,
+        detail={"email": email} if email else {},
+        **_client(request),
+    )
+
+
+def connect() -> None:
+    user_logged_in.connect(on_user_logged_in, dispatch_uid="lightbox.audit.login")
+    user_logged_out.connect(on_user_logged_out, dispatch_uid="lightbox.audit.logout")
+    user_login_failed.connect(on_user_login_failed, dispatch_uid="lightbox.audit.login_failed")
