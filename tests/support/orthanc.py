@@ -43,6 +43,14 @@ class Orthanc:
     def upload(self, path: Path) -> dict[str, Any]:
         return self.request("POST", "/instances", path.read_bytes())  # type: ignore[no-any-return]
 
+    def upload_all(self, paths: list[Path]) -> set[str]:
+        """Load Part-10 files; return the Orthanc ids of the studies they belong to."""
+        return {self.upload(path)["ParentStudy"] for path in paths}
+
+    def modality_set(self, name: str, ae_title: str, host: str, port: int) -> None:
+        """Declare (or re-point) a DICOM modality while running, e.g. a test's own SCP."""
+        self.request("PUT", f"/modalities/{name}", {"AET": ae_title, "Host": host, "Port": port})
+
     def store_to(self, modality: str, resources: list[str]) -> Any:
         return self.request(
             "POST", f"/modalities/{modality}/store", {"Resources": resources, "Synchronous": True}
