@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from sharing.models import AuditEvent, User
-from sharing.selectors import studies_awaiting_reconciliation
+from sharing.selectors.releases import studies_unreconciled
 from sharing.services.audit import access_record
 
 PAGE_SIZE = 50
@@ -19,9 +19,10 @@ def _user(request: HttpRequest) -> User:
 
 @login_required
 def unmatched_studies(request: HttpRequest) -> HttpResponse:
-    """Studies waiting for records staff: no linked account yet, or a patient's own upload."""
+    """Studies waiting for records staff: no linked account yet, or a patient's own upload, that no
+    one has assigned or rejected since their last images arrived."""
     user = _user(request)
-    page = Paginator(studies_awaiting_reconciliation(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(studies_unreconciled(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
     access_record(
         user=user,
         action=AuditEvent.Action.QUERY,

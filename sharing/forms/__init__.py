@@ -1,0 +1,1 @@
+"""Forms: parsing and validation, with errors on the fields they concern."""
