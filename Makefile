@@ -14,7 +14,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+# The image viewer (frontend/viewer/) is bundled by Vite into static/viewer/; needs Node.js >= 20.
+VIEWER_SOURCES := $(shell find frontend -type f 2>/dev/null) package.json vite.config.mjs
+
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+static/viewer/.built: node_modules/.installed $(VIEWER_SOURCES)
+	npm run build
+	touch $@
+
+setup: $(VENV)/.installed static/viewer/.built
 
 run: setup
 	$(MANAGE) migrate --noinput
@@ -38,4 +49,4 @@ pytest: setup
 test: lint types migrations-check pytest
 
 clean:
-	rm -rf var/ .mypy_cache .ruff_cache .pytest_cache
+	rm -rf var/ .mypy_cache .ruff_cache .pytest_cache static/viewer node_modules

@@ -1,0 +1,116 @@
+// The Lightbox image viewer. Everything it needs comes from the page's data attributes:
+//   data-dicomweb-root  where DICOMweb is served for this visitor ("/dicomweb", "/s/dicomweb", ...)
+//   data-study-uid      the study to show
+//   data-series-uid     (optional) the series to open first
+//   data-back-url       where reports and downloads are (shown for series that are not images)
+import './polyfills.js';
+import { loadSeries, isImageModality, searchSeries } from './dicomweb.js';
+import { PRIMARY_TOOLS, Stage, Enums, eventTarget, startCornerstone } from './stage.js';
+import { Controls } from './controls.js';
+import { SeriesStrip } from './strip.js';
+
+async function main() {
+  const root = document.getElementById('viewer');
+  if (!root) return;
+  const config = {
+    dicomwebRoot: (root.dataset.dicomwebRoot || '').replace(/\/+$/, ''),
+    studyUid: root.dataset.studyUid,
+    seriesUid: root.dataset.seriesUid || '',
+    backUrl: root.dataset.backUrl || '',
+  };
+  // On a phone the page header would push the image below the fold: start at the viewer.
+  if (window.matchMedia('(max-width: 720px)').matches) {
+    root.scrollIntoView({ block: 'start' });
+  }
+  const controls = new Controls(root);
+  controls.status('Starting the viewer…');
+  try {
+    await startCornerstone();
+  } catch (error) {
+    console.error('The viewer could not start:', error);
+    controls.fail('This browser cannot show the images here. You can still download them from the study page.');
+    return;
+  }
+  const stage = new Stage(root.querySelector('[data-viewport]'));
+  controls.attach(stage, PRIMARY_TOOLS);
+  wireOverlay(stage, controls);
+
+  const strip = new SeriesStrip(root.querySelector('[data-series-strip]'));
+  if (strip.isEmpty()) {
+    try {
+      strip.fill(await searchSeries(config.dicomwebRoot, config.studyUid));
+    } catch (error) {
+      console.error(error);
+      controls.fail('The list of series could not be loaded. Please reload the page.');
+      return;
+    }
+  }
+
+  let opening = 0;
+  async function open(series) {
+    opening += 1;
+    const ticket = opening;
+    strip.select(series.uid);
+    controls.beginSeries(series);
+    if (!isImageModality(series.modality)) {
+      controls.notImages(config.backUrl);
+      return;
+    }
+    let loaded;
+    try {
+      loaded = await loadSeries(config.dicomwebRoot, config.studyUid, series.uid);
+    } catch (error) {
+      console.error(error);
+      if (ticket === opening) controls.fail('This series could not be loaded. Please try again later.');
+      return;
+    }
+    if (ticket !== opening) return;
+    if (!loaded.isImage) {
+      controls.notImages(config.backUrl);
+      return;
+    }
+    controls.showSeries({ ...series, ...loaded, description: series.description || loaded.description });
+    try {
+      await stage.show(loaded.imageIds);
+    } catch (error) {
+      console.error(error);
+      if (ticket === opening) controls.fail('The first image of this series could not be shown.');
+      return;
+    }
+    if (ticket !== opening) return;
+    controls.shown();
+    // Milestones for tests and bench/viewing.py: milliseconds since navigation started.
+    if (!root.dataset.firstImageMs) root.dataset.firstImageMs = String(Math.round(performance.now()));
+    stage.prefetch(loaded.imageIds, (done, total) => {
+      if (ticket !== opening) return;
+      controls.progress(done, total);
+      if (done === total && !root.dataset.stackLoadedMs) {
+        root.dataset.stackLoadedMs = String(Math.round(performance.now()));
+      }
+    });
+  }
+
+  strip.onSelect(open);
+  const initial = strip.find(config.seriesUid) || strip.firstImageSeries() || strip.first();
+  if (initial) {
+    await open(initial);
+  } else {
+    controls.fail('This study has no series to show yet.');
+  }
+}
+
+function wireOverlay(stage, controls) {
+  const update = () => controls.overlay(stage.index, stage.count, stage.windowLevel());
+  stage.on(Enums.Events.STACK_NEW_IMAGE, update);
+  stage.on(Enums.Events.VOI_MODIFIED, update);
+  stage.on(Enums.Events.IMAGE_RENDERED, update);
+  // A frame that cannot be fetched or decoded: say so rather than leave a black square.
+  eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_ERROR, (event) => {
+    console.warn('Image could not be loaded', event.detail);
+    controls.status('Some images could not be loaded or decoded. You can still download the study.');
+  });
+  window.addEventListener('resize', () => stage.resize());
+  document.addEventListener('fullscreenchange', () => stage.resize());
+}
+
+main();

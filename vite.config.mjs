@@ -1,0 +1,57 @@
+// Bundles the image viewer (frontend/viewer/) into static/viewer/, served by Django as static files.
+// `make` runs this; nothing is fetched from a CDN at run time.
+import { defineConfig } from 'vite';
+
+// Our Content-Security-Policy has no 'unsafe-inline' for styles, which blocks
+// setAttribute('style', …). Cornerstone's measurement labels are styled that way (drawTextBox.js);
+// the same declarations set through the CSSOM (element.style.cssText) are allowed. The build fails
+// if an upgrade changes that code, so the patch is never silently lost.
+function cspSafeTextBoxStyle() {
+  const file = /@cornerstonejs\/tools\/dist\/esm\/drawingSvg\/drawTextBox\.js$/;
+  const inlineStyle = "textElement.setAttribute('style', combinedStyle);";
+  return {
+    name: 'lightbox-csp-safe-text-box-style',
+    transform(code, id) {
+      if (!file.test(id)) return null;
+      if (!code.includes(inlineStyle)) {
+        this.error(`drawTextBox.js changed: ${inlineStyle} not found; check the CSP patch`);
+      }
+      return { code: code.replace(inlineStyle, 'textElement.style.cssText = combinedStyle;'), map: null };
+    },
+  };
+}
+
+export default defineConfig({
+  // Relative URLs: chunks, workers and WASM codecs are found next to viewer.js wherever
+  // STATIC_URL points.
+  base: './',
+  publicDir: false,
+  plugins: [cspSafeTextBoxStyle()],
+  build: {
+    outDir: 'static/viewer',
+    emptyOutDir: true,
+    target: 'es2022',
+    // The codecs and vtk.js are large; they are split into chunks loaded on demand.
+    chunkSizeWarningLimit: 5000,
+    rollupOptions: {
+      input: 'frontend/viewer/main.js',
+      output: {
+        format: 'es',
+        entryFileNames: 'viewer.js',
+        chunkFileNames: 'assets/[name]-[hash].js',
+        assetFileNames: 'assets/[name]-[hash][extname]',
+      },
+    },
+  },
+  // The DICOM decoder runs in module workers.
+  worker: {
+    format: 'es',
+    rollupOptions: {
+      output: {
+        entryFileNames: 'assets/[name]-[hash].js',
+        chunkFileNames: 'assets/[name]-[hash].js',
+        assetFileNames: 'assets/[name]-[hash][extname]',
+      },
+    },
+  },
+});
