@@ -2,6 +2,11 @@
 
 Only the header is parsed to find the pixel data; the caller then reads exactly those byte ranges
 from object storage. Decoding and rendering touch one frame at a time.
+
+Some frames have no byte range of their own: deflated data (offsets in the file are offsets in the
+compressed stream), big endian data (the bytes must be swapped) and encapsulated data whose
+fragments cannot be told apart. Their layout knows only how many frames there are; such frames
+are decoded to Explicit VR Little Endian on request.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import utils as pixel_utils
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_modality_lut
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
@@ -29,6 +35,26 @@ _PIXEL_DATA = 0x7FE00010
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+# Where a compressed frame starts: JPEG and JPEG-LS SOI; JPEG 2000 and HTJ2K SOC+SIZ, or a JP2 file.
+_FRAME_STARTS = (b"\xff\xd8", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")
+_FRAME_END = b"\xff\xd9"  # JPEG EOI, JPEG 2000 EOC: the end of a frame, give or take padding
+_MARKER_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.92",
+        "1.2.840.10008.1.2.4.93",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
 # Media types for frames kept in their stored (compressed) syntax: PS3.18 Table 8.7.3-2.
 _FRAME_MEDIA_TYPES = {
     "1.2.840.10008.1.2.4.50": "image/jpeg",
@@ -55,19 +81,31 @@ class FrameError(DicomInputError):
 
 @dataclass(frozen=True)
 class FrameLayout:
-    """Byte ranges (start, end exclusive) of each frame; encapsulated frames may be several fragments."""
+    """Byte ranges (start, end exclusive) of each frame; encapsulated frames may be several fragments.
+
+    With no ranges, `count` frames exist but can only be decoded (deflated or big endian data,
+    fragments that cannot be grouped into frames).
+    """
 
     transfer_syntax_uid: str
     encapsulated: bool
     frames: tuple[tuple[tuple[int, int], ...], ...]
+    count: int = 0
 
     @property
     def number_of_frames(self) -> int:
-        return len(self.frames)
+        return len(self.frames) or self.count
+
+    @property
+    def locatable(self) -> bool:
+        """Whether each frame's stored bytes are known (else frames are only decoded)."""
+        return bool(self.frames)
 
     @property
     def media_type(self) -> str | None:
         """The media type of one frame as stored; None if stored frames cannot be sent as they are."""
+        if not self.locatable:
+            return None
         if not self.encapsulated:
             return "application/octet-stream"
         return _FRAME_MEDIA_TYPES.get(self.transfer_syntax_uid)
@@ -92,8 +130,9 @@ def frame_layout(handle: BinaryIO) -> FrameLayout:
 
 def _layout(handle: BinaryIO) -> FrameLayout:
     ds, syntax = _header(handle)
+    count = max(1, _int(ds, "NumberOfFrames", 1))
     if syntax.is_deflated or not syntax.is_little_endian:
-        raise FrameError("frames of deflated or big endian data are not served one by one")
+        return _decoded_only(ds, syntax, handle, count)
     tag_bytes = handle.read(4)
     if len(tag_bytes) < 4 or _tag(tag_bytes) != _PIXEL_DATA:
         raise FrameError("no pixel data")
@@ -102,7 +141,6 @@ def _layout(handle: BinaryIO) -> FrameLayout:
     else:
         handle.read(4)  # VR and reserved bytes
         (length,) = struct.unpack("<I", handle.read(4))
-    count = max(1, _int(ds, "NumberOfFrames", 1))
     if length != _UNDEFINED_LENGTH:
         rows, columns = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
         bits = _int(ds, "BitsAllocated", 0) * _int(ds, "SamplesPerPixel", 1) * rows * columns
@@ -117,22 +155,82 @@ def _layout(handle: BinaryIO) -> FrameLayout:
     if not items:
         raise FrameError("no basic offset table")
     (table_start, table_end), fragments = items[0], items[1:]
+    if not fragments:
+        raise FrameError("no fragments")
     handle.seek(table_start)
     table = handle.read(table_end - table_start)
     offsets = list(struct.unpack(f"<{len(table) // 4}I", table[: len(table) // 4 * 4]))
+    if not offsets:
+        offsets = _extended_offsets(ds)
+    grouped: list[list[tuple[int, int]]] | None = None
     if count == 1:
         grouped = [fragments]
-    elif len(offsets) == count:
-        first = fragments[0][0] - 8 if fragments else 0
-        grouped = [[] for _ in range(count)]
-        for fragment in fragments:
-            index = max(i for i, offset in enumerate(offsets) if fragment[0] - 8 - first >= offset)
-            grouped[index].append(fragment)
-    elif len(fragments) == count:
+    if grouped is None and len(offsets) == count and offsets[0] == 0:
+        grouped = _by_offsets(fragments, offsets)
+    if grouped is None and len(fragments) == count:
         grouped = [[fragment] for fragment in fragments]
-    else:
-        raise FrameError("cannot tell which fragments belong to which frame")
+    if grouped is None and len(fragments) > count and str(syntax) in _MARKER_SYNTAXES:
+        grouped = _by_markers(handle, fragments, count)
+    if grouped is None:
+        # Which fragments make which frame cannot be told from the markers: decode instead.
+        return FrameLayout(str(syntax), True, (), count)
     return FrameLayout(str(syntax), True, tuple(tuple(group) for group in grouped))
+
+
+def _decoded_only(ds: Dataset, syntax: UID, handle: BinaryIO, count: int) -> FrameLayout:
+    """Deflated or big endian native data: the frames exist, but only decoding produces them."""
+    if syntax.is_compressed:
+        raise FrameError("compressed frames in a deflated or big endian syntax")
+    if not syntax.is_deflated and handle.read(4) != b"\x7f\xe0\x00\x10":
+        raise FrameError("no pixel data")
+    if _int(ds, "Rows", 0) <= 0 or _int(ds, "Columns", 0) <= 0 or _int(ds, "BitsAllocated", 0) <= 0:
+        raise FrameError("no pixel data")
+    return FrameLayout(str(syntax), False, (), count)
+
+
+def _extended_offsets(ds: Dataset) -> list[int]:
+    """The Extended Offset Table (7FE0,0001), 64-bit offsets; empty when absent or malformed."""
+    table = ds.get("ExtendedOffsetTable")
+    if not isinstance(table, bytes) or not table or len(table) % 8:
+        return []
+    return list(struct.unpack(f"<{len(table) // 8}Q", table))
+
+
+def _by_offsets(fragments: list[tuple[int, int]], offsets: list[int]) -> list[list[tuple[int, int]]] | None:
+    """Fragments grouped by frame offsets measured from the first fragment's item tag; None when
+    an offset points at no fragment's start."""
+    first = fragments[0][0] - 8
+    starts = {fragment[0] - 8 - first: index for index, fragment in enumerate(fragments)}
+    if any(offset not in starts for offset in offsets) or offsets != sorted(offsets):
+        return None
+    bounds = [starts[offset] for offset in offsets] + [len(fragments)]
+    grouped = [fragments[bounds[i] : bounds[i + 1]] for i in range(len(offsets))]
+    return grouped if all(grouped) else None
+
+
+def _by_markers(
+    handle: BinaryIO, fragments: list[tuple[int, int]], count: int
+) -> list[list[tuple[int, int]]] | None:
+    """Fragments grouped into `count` frames by the codestream markers at their edges.
+
+    A fragment that begins with a start-of-image (or start-of-codestream) marker begins a frame;
+    failing that, one after a fragment ending in an end-of-image marker does. Either way each
+    frame must begin with a start marker. Only the first and last few bytes of each fragment are
+    read. None when neither rule yields exactly `count` frames.
+    """
+    heads, tails = [], []
+    for start, end in fragments:
+        handle.seek(start)
+        heads.append(handle.read(min(12, end - start)))
+        handle.seek(max(start, end - 10))
+        tails.append(handle.read(end - max(start, end - 10)))
+    starts = [i for i, head in enumerate(heads) if i == 0 or head.startswith(_FRAME_STARTS)]
+    ends = [i for i in range(len(fragments)) if i == 0 or _FRAME_END in tails[i - 1]]
+    for firsts in (starts, ends):
+        if len(firsts) == count and all(heads[i].startswith(_FRAME_STARTS) for i in firsts):
+            bounds = [*firsts, len(fragments)]
+            return [fragments[bounds[i] : bounds[i + 1]] for i in range(count)]
+    return None
 
 
 def _items(handle: BinaryIO) -> list[tuple[int, int]]:
@@ -177,14 +275,32 @@ def _int(ds: Dataset, keyword: str, default: int) -> int:
 
 
 def decode_frame(handle: BinaryIO, *, index: int) -> bytes:
-    """Frame `index` (0-based) as native little endian bytes, as Explicit VR Little Endian holds it."""
+    """Frame `index` (0-based) as native little endian bytes, as Explicit VR Little Endian holds it.
+
+    Samples are interleaved or planar as the header's Planar Configuration says, and 1-bit data
+    is packed eight pixels to a byte, so the bytes match the instance's metadata.
+    """
     try:
-        _, syntax = _header(handle)
-        handle.seek(0)
-        frame = np.asarray(pixel_utils.pixel_array(handle, index=index, raw=True, transfer_syntax_uid=syntax))
+        ds, syntax = _header(handle)
+        frame = _frame_array(handle, syntax, index=index, raw=True)
     except _FAILURES:
         raise FrameError("cannot decode this frame") from None
-    return frame.astype(frame.dtype.newbyteorder("<"), copy=False).tobytes()
+    if _int(ds, "SamplesPerPixel", 1) > 1 and _int(ds, "PlanarConfiguration", 0) == 1 and frame.ndim == 3:
+        frame = np.moveaxis(frame, -1, 0)
+    if _int(ds, "BitsAllocated", 0) == 1:
+        return bytes(np.packbits(frame.astype(np.uint8).ravel(), bitorder="little").tobytes())
+    little = np.ascontiguousarray(frame).astype(frame.dtype.newbyteorder("<"), copy=False)
+    return bytes(little.tobytes())
+
+
+def _frame_array(handle: BinaryIO, syntax: UID, *, index: int, raw: bool) -> Any:
+    """One frame's pixels; deflated files are inflated whole first (their offsets mean nothing)."""
+    handle.seek(0)
+    if syntax.is_deflated:
+        ds = pydicom.dcmread(handle, force=True)
+        frame, _ = get_decoder(syntax).as_array(ds, index=index, raw=raw)
+        return np.asarray(frame)
+    return np.asarray(pixel_utils.pixel_array(handle, index=index, raw=raw, transfer_syntax_uid=syntax))
 
 
 def render_frame(
@@ -195,8 +311,7 @@ def render_frame(
         ds, syntax = _header(handle)
         if _int(ds, "Rows", 0) * _int(ds, "Columns", 0) > max_pixels:
             raise FrameError("image too large to render")
-        handle.seek(0)
-        frame = np.asarray(pixel_utils.pixel_array(handle, index=index, transfer_syntax_uid=syntax))
+        frame = _frame_array(handle, syntax, index=index, raw=False)
         view = frame_view(ds, index)
         if window is not None and frame.ndim == 2:
             grey = _windowed(np.asarray(apply_modality_lut(frame, view), dtype=np.float64), window)

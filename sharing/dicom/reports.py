@@ -1,10 +1,13 @@
-"""Reports as a patient can open them: a structured report as plain text, an encapsulated PDF as PDF."""
+"""Reports as a patient can open them: a structured report as plain text, an encapsulated PDF as PDF,
+an encapsulated CDA document as its XML and as plain text."""
 
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
+from xml.parsers import expat
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -47,6 +50,117 @@ def encapsulated_pdf(path: str | os.PathLike[str]) -> bytes | None:
     if isinstance(length, int) and 0 < length <= len(data):
         return data[:length]
     return data.rstrip(b"\x00") if data.endswith(b"\x00") else data
+
+
+def encapsulated_cda(path: str | os.PathLike[str]) -> bytes:
+    """The CDA document (XML) inside an Encapsulated CDA instance, without trailing padding."""
+    try:
+        ds = pydicom.dcmread(path)
+        data = ds.get("EncapsulatedDocument")
+        length = ds.get("EncapsulatedDocumentLength")
+    except _PARSE_ERRORS as exc:
+        raise UnreadableDicom(f"cannot read the document: {type(exc).__name__}") from exc
+    if not isinstance(data, bytes) or not data.strip(b"\x00 "):
+        raise UnreadableDicom("the instance holds no document")
+    if isinstance(length, int) and 0 < length <= len(data):
+        data = data[:length]
+    return data.rstrip(b"\x00 ")
+
+
+_HL7 = "{urn:hl7-org:v3}"
+_BLOCKS = {"paragraph", "item", "tr", "caption", "title"}
+
+
+def cda_text(document: bytes) -> str:
+    """A CDA document as plain text: its title, then each section's title (upper case) and its
+    narrative (paragraphs, list items, table rows), the sections in document order.
+
+    Documents with a DOCTYPE are refused: a CDA has no use for one, and entity definitions are how
+    expansion attacks work."""
+    _refuse_doctype(document)
+    try:
+        root = ET.fromstring(document)  # noqa: S314 -- no DOCTYPE, so no entities to expand
+    except (ET.ParseError, ValueError) as exc:
+        raise UnreadableDicom("the CDA document is not well-formed XML") from exc
+    lines = [_plain(root.find(f"{_HL7}title")) or "Report", ""]
+    body = root.find(f"{_HL7}component/{_HL7}structuredBody")
+    if body is not None:
+        for section in body.iter(f"{_HL7}section"):
+            title = _plain(section.find(f"{_HL7}title"))
+            if title:
+                lines.append(title.upper())
+            text = section.find(f"{_HL7}text")
+            if text is not None:
+                for block in _narrative(text):
+                    lines += list(_wrapped("", block))
+            lines.append("")
+    else:
+        unstructured = root.find(f"{_HL7}component/{_HL7}nonXMLBody/{_HL7}text")
+        readable = unstructured is not None and unstructured.get("representation", "TXT").upper() == "TXT"
+        if readable and unstructured is not None and (unstructured.text or "").strip():
+            lines += list(_wrapped("", (unstructured.text or "").strip()))
+    return "\r\n".join(lines).rstrip() + "\r\n"
+
+
+def _refuse_doctype(document: bytes) -> None:
+    """Reject DOCTYPE and entity declarations before anything expands them."""
+
+    def refuse(*args: Any) -> None:
+        raise UnreadableDicom("the CDA document declares a DOCTYPE or entities")
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(document, True)
+    except expat.ExpatError as exc:
+        raise UnreadableDicom("the CDA document is not well-formed XML") from exc
+
+
+def _local(element: ET.Element) -> str:
+    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+
+
+def _plain(element: ET.Element | None) -> str:
+    if element is None:
+        return ""
+    return " ".join("".join(element.itertext()).split())
+
+
+def _narrative(text: ET.Element) -> list[str]:
+    """A section's narrative block as paragraphs: one per paragraph, list item or table row;
+    line breaks kept; loose text between blocks kept as a paragraph of its own."""
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        joined = "\n".join(" ".join(line.split()) for line in "".join(current).split("\n"))
+        if joined.strip():
+            blocks.append(joined.strip())
+        current.clear()
+
+    def walk(element: ET.Element, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            raise UnreadableDicom("the CDA narrative is nested too deep")
+        name = _local(element)
+        if name in _BLOCKS or name in ("list", "table", "thead", "tbody"):
+            flush()
+        if name == "br":
+            current.append("\n")
+        elif name in ("td", "th") and current and "".join(current).strip():
+            current.append(" | ")
+        if name == "item":
+            current.append("- ")
+        current.append(element.text or "")
+        for child in element:
+            walk(child, depth + 1)
+            current.append(child.tail or "")
+        if name in _BLOCKS:
+            flush()
+
+    walk(text, 0)
+    flush()
+    return blocks
 
 
 def _walk(items: Any, depth: int) -> Iterator[str]:

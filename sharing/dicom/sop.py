@@ -14,3 +14,12 @@ def is_structured_report(sop_class_uid: str) -> bool:
 def is_report_sop_class(sop_class_uid: str) -> bool:
     """Reports a patient would read: structured reports and encapsulated documents."""
     return is_structured_report(sop_class_uid) or sop_class_uid in (ENCAPSULATED_PDF, ENCAPSULATED_CDA)
+
+
+def is_encapsulated_cda(sop_class_uid: str) -> bool:
+    return sop_class_uid == ENCAPSULATED_CDA
+
+
+def is_text_report(sop_class_uid: str) -> bool:
+    """Reports Lightbox shows as text: structured reports and CDA documents."""
+    return is_structured_report(sop_class_uid) or is_encapsulated_cda(sop_class_uid)

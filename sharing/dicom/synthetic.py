@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from xml.sax.saxutils import escape
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,7 @@ from pydicom.uid import (
     BasicTextSRStorage,
     ComputedRadiographyImageStorage,
     CTImageStorage,
+    EncapsulatedCDAStorage,
     EncapsulatedPDFStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -496,6 +498,57 @@ def pdf_report(
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocumentLength = len(pdf)
     ds.EncapsulatedDocument = pdf + b"\x00" * (len(pdf) % 2)  # PS3.3 A.45.1.4.1: odd length gets one NUL
+    return ds
+
+
+def _cda(title: str, patient: SyntheticPatient, sections: Sequence[tuple[str, str]]) -> bytes:
+    """A minimal HL7 CDA R2 document: header essentials and a structured body of text sections."""
+    body = "".join(
+        "<component><section>"
+        f"<title>{escape(heading)}</title>"
+        "<text>" + "".join(f"<paragraph>{escape(p)}</paragraph>" for p in text.split("\n\n")) + "</text>"
+        "</section></component>"
+        for heading, text in sections
+    )
+    family, _, given = patient.name.partition("^")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ClinicalDocument xmlns="urn:hl7-org:v3">'
+        '<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>'
+        f'<id root="{new_uid()}"/>'
+        '<code code="18748-4" codeSystem="2.16.840.1.113883.6.1" displayName="Diagnostic Imaging Report"/>'
+        f"<title>{escape(title)}</title>"
+        "<recordTarget><patientRole>"
+        f'<id extension="{escape(patient.patient_id, {chr(34): "&quot;"})}" root="2.999"/>'
+        f"<patient><name><given>{escape(given)}</given><family>{escape(family)}</family></name></patient>"
+        "</patientRole></recordTarget>"
+        f"<component><structuredBody>{body}</structuredBody></component>"
+        "</ClinicalDocument>\n"
+    ).encode()
+
+
+def cda_report(
+    patient: SyntheticPatient,
+    *,
+    study_uid: str,
+    text: str,
+    title: str = "Radiology report",
+    impression: str = "",
+    study_date: str = "20260115",
+    description: str = "CT CHEST W/O CONTRAST",
+) -> Dataset:
+    """Encapsulated CDA instance (modality DOC): a CDA document with Findings (paragraphs split
+    on blank lines) and, if given, Impression sections."""
+    series = _Series(EncapsulatedCDAStorage, "DOC", "CHEST", study_uid, study_date, description, "CDA", 960)
+    ds = _header(patient, series, texts=(title, text, impression))
+    sections = [("Findings", text)] + ([("Impression", impression)] if impression else [])
+    document = _cda(title, patient, sections)
+    ds.ConversionType, ds.BurnedInAnnotation, ds.DocumentTitle = "WSD", "NO", title[:64]
+    ds.AcquisitionDateTime = f"{study_date}{ds.StudyTime}"
+    ds.ConceptNameCodeSequence = [_code("18748-4", "LN", "Diagnostic Imaging Report")]
+    ds.MIMETypeOfEncapsulatedDocument = "text/XML"
+    ds.EncapsulatedDocumentLength = len(document)
+    ds.EncapsulatedDocument = document + b" " * (len(document) % 2)
     return ds
 
 

@@ -78,6 +78,14 @@ def accepts_instance(header: str, *, transfer_syntax: str) -> bool:
     return False
 
 
+def accepts_bulk_data(header: str) -> bool:
+    """Bulk data other than pixels goes as multipart/related; type="application/octet-stream"."""
+    return any(
+        _is_any(r) or (r.media_type == "multipart/related" and r.type == "application/octet-stream")
+        for r in accepted(header)
+    )
+
+
 def rendered_media_type(header: str) -> str | None:
     for r in accepted(header):
         if r.media_type in ("*/*", "image/*", "image/jpeg"):
@@ -89,21 +97,30 @@ def rendered_media_type(header: str) -> str | None:
 
 def frame_choice(header: str, layout: FrameLayout) -> str | None:
     """How to send frames: "stored" (as they lie in the file), "decoded" (to Explicit VR Little
-    Endian), or None when nothing the client accepts can be produced."""
+    Endian), or None when nothing the client accepts can be produced.
+
+    Frames without stored byte ranges (deflated or big endian data, fragments that cannot be told
+    apart) are decoded whenever the client accepts any syntax (PS3.18 §8.7.3.5: `*` lets the
+    origin server choose) or Explicit VR Little Endian.
+    """
     stored = layout.transfer_syntax_uid
     sendable = layout.media_type is not None
     for r in accepted(header):
-        if _is_any(r) and sendable:
-            return "stored"
+        if _is_any(r):
+            return "stored" if sendable else "decoded"
         if r.media_type != "multipart/related":
             continue
         syntax = r.transfer_syntax
         if r.type == "application/octet-stream":
-            if not layout.encapsulated and syntax in (None, "*", EXPLICIT_VR_LITTLE_ENDIAN, stored):
+            if (
+                not layout.encapsulated
+                and sendable
+                and syntax in (None, "*", EXPLICIT_VR_LITTLE_ENDIAN, stored)
+            ):
                 return "stored"
             if layout.encapsulated and sendable and syntax in ("*", stored):
                 return "stored"
-            if layout.encapsulated and syntax in (None, EXPLICIT_VR_LITTLE_ENDIAN):
+            if syntax in (None, EXPLICIT_VR_LITTLE_ENDIAN) or (not sendable and syntax == "*"):
                 return "decoded"
         elif (
             layout.encapsulated and sendable and r.type == layout.media_type and syntax in (None, "*", stored)

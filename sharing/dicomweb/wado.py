@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 from django.core.cache import cache
 from django.urls import reverse
 
-from sharing.dicom.dicomjson import instance_json
+from sharing.dicom.dicomjson import bulk_data_value, instance_json
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import FrameLayout, Window, decode_frame, frame_layout, render_frame
 from sharing.dicomweb.qido import series_instances
@@ -68,6 +68,12 @@ def frames_path(instance: Instance) -> str:
     return reverse("dicomweb-frames", args=args)
 
 
+def bulk_data_path(instance: Instance) -> str:
+    """Where an instance's large binary values are fetched: this path followed by a tag path."""
+    args = [instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid]
+    return reverse("dicomweb-instance", args=args) + "/bulkdata/"
+
+
 def series_metadata_prepare(*, series_id: int, settle_seconds: float = 0) -> bool:
     """Build a series' metadata cache ahead of the first viewer, once the series has settled.
 
@@ -88,8 +94,12 @@ def series_metadata_prepare(*, series_id: int, settle_seconds: float = 0) -> boo
     return True
 
 
+# Bumped whenever the JSON changes, so that no cache (nor ETag) of an older format is served.
+METADATA_FORMAT = 2
+
+
 def metadata_cache_key(series: Series) -> str:
-    return f"metadata/series/{series.pk}/{series.number_of_instances}.json"
+    return f"metadata/series/{series.pk}/{series.number_of_instances}.v{METADATA_FORMAT}.json"
 
 
 def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dict[str, Any]]:
@@ -109,7 +119,13 @@ def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dic
     for instance in series_instances(series=series):
         try:
             with store.local_copy(instance.object_key) as path, path.open("rb") as handle:
-                instances.append(instance_json(handle, pixel_data_uri=pixel_data_uri(instance)))
+                instances.append(
+                    instance_json(
+                        handle,
+                        pixel_data_uri=pixel_data_uri(instance),
+                        bulk_data_uri=bulk_data_path(instance),
+                    )
+                )
         except DicomInputError:
             continue  # indexed once, so readable; a file damaged since is left out, not fatal
     store.put_bytes(key, json.dumps(instances).encode(), content_type="application/json")
@@ -122,7 +138,7 @@ def instance_bytes(instance: Instance) -> Iterator[bytes]:
 
 def instance_layout(instance: Instance) -> FrameLayout:
     """Where the frames lie in the stored file; raises FrameError for instances without frames."""
-    cache_key = f"dicomweb:layout:{instance.pk}:{instance.sha256}"
+    cache_key = f"dicomweb:layout:v2:{instance.pk}:{instance.sha256}"
     layout = cache.get(cache_key)
     if isinstance(layout, FrameLayout):
         return layout
@@ -130,6 +146,11 @@ def instance_layout(instance: Instance) -> FrameLayout:
         layout = frame_layout(handle)
     cache.set(cache_key, layout, LAYOUT_CACHE_SECONDS)
     return layout
+
+
+def bulk_data(instance: Instance, tag_path: str) -> bytes:
+    """The binary value at `tag_path` (as in a BulkDataURI); raises BulkDataNotFound."""
+    return _with_handle(instance, lambda handle: bulk_data_value(handle, tag_path=tag_path))
 
 
 def stored_frame(instance: Instance, layout: FrameLayout, number: int) -> Iterator[bytes]:
