@@ -2,11 +2,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from sharing.models import AuditEvent, Instance, InstanceConflict, Patient, Series, Study, User
+from sharing.models import (
+    AuditEvent,
+    DenialTemplate,
+    Facility,
+    Instance,
+    InstanceConflict,
+    PacsNode,
+    Patient,
+    Series,
+    Study,
+    User,
+)
 
 
 @admin.register(User)
@@ -96,3 +108,39 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(PacsNode)
+class PacsNodeAdmin(admin.ModelAdmin[PacsNode]):
+    list_display = ["name", "ae_title", "host", "port", "is_active", "description"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "ae_title", "host"]
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection (C-ECHO)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[PacsNode]) -> None:
+        from sharing.services.pacs import pacs_echo
+
+        assert isinstance(request.user, User)
+        for node in queryset:
+            result = pacs_echo(node=node, actor=request.user)
+            if result.ok:
+                self.message_user(request, f"{node.name}: {result.message}", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{node.name}: {result.message}", messages.ERROR)
+
+
+@admin.register(Facility)
+class FacilityAdmin(admin.ModelAdmin[Facility]):
+    list_display = ["name", "issuer", "pacs", "is_active"]
+    list_filter = ["is_active"]
+    list_select_related = ["pacs"]
+    search_fields = ["name", "issuer"]
+
+
+@admin.register(DenialTemplate)
+class DenialTemplateAdmin(admin.ModelAdmin[DenialTemplate]):
+    """Reasons records staff pick when denying a request; until one exists, built-in defaults are offered."""
+
+    list_display = ["title"]
+    search_fields = ["title", "text"]

@@ -10,3 +10,11 @@ class SharingConfig(AppConfig):
         from sharing.dicom import configure_pydicom
 
         configure_pydicom()
+
+        from sharing.logging import install_token_redaction
+
+        install_token_redaction()
+
+        from sharing import receivers
+
+        receivers.connect()

@@ -68,6 +68,10 @@ class AppSettings:
         return self._int("SCP_PROCESSES")
 
     @property
+    def PACS_TIMEOUT(self) -> float:
+        return float(str(self._get("PACS_TIMEOUT")))
+
+    @property
     def THUMBNAIL_SIZE(self) -> int:
         return self._int("THUMBNAIL_SIZE")
 
@@ -94,6 +98,26 @@ class AppSettings:
     @property
     def SITE_URL(self) -> str:
         return str(self._get("SITE_URL"))
+
+    @property
+    def SHARE_MAX_FAILURES(self) -> int:
+        return self._int("SHARE_MAX_FAILURES")
+
+    @property
+    def SHARE_FAILURES_PER_MINUTE(self) -> int:
+        return self._int("SHARE_FAILURES_PER_MINUTE")
+
+    @property
+    def SHARE_FAILURES_PER_CLIENT(self) -> int:
+        return self._int("SHARE_FAILURES_PER_CLIENT")
+
+    @property
+    def RELEASE_DUE_DAYS(self) -> int:
+        return self._int("RELEASE_DUE_DAYS")
+
+    @property
+    def RELEASE_EXTENSION_DAYS(self) -> int:
+        return self._int("RELEASE_EXTENSION_DAYS")
 
     @property
     def SESSION_IDLE_SECONDS(self) -> int:

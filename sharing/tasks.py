@@ -50,3 +50,21 @@ def series_metadata_prepare(series_id: int, settle_seconds: float = 0) -> None:
 @retrying_task
 def studies_mark_complete() -> None:
     _studies_mark_complete()
+
+
+@retrying_task
+def shares_expire() -> None:
+    """Record the expiry of share links that have passed it (their access already stopped)."""
+    from sharing.services.shares import shares_expire_sweep
+
+    shares_expire_sweep()
+
+
+# A C-MOVE of a large study takes a while. A copy delivered again while the first still runs
+# (the broker's visibility timeout is shorter than this) finds the job claimed and does nothing.
+@shared_task(acks_late=True, time_limit=3600, soft_time_limit=3540)
+def pacs_retrieve(job_id: int) -> None:
+    """Retrieve one study from a PACS node (a RetrieveJob): no automatic retries, staff retry."""
+    from sharing.services.pacs import retrieve_run
+
+    retrieve_run(job_id)

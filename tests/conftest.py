@@ -15,6 +15,8 @@ from django.core.cache import cache
 
 from sharing import storage
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
+from sharing.models import User
+from tests.support.factories import patient_user, records_staff
 
 CORPUS_DIR = Path(
     os.environ.get(
@@ -34,6 +36,20 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: .ci/run installs it with apt-get")
     return path
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The audit table's trigger refuses TRUNCATE (migration 0004) unless a session allows it; the
+    flush after each ``transactional_db`` test truncates every table of this throwaway database."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            name = connection.ops.quote_name(connection.settings_dict["NAME"])
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER DATABASE {name} SET lightbox.audit_truncate = 'allow'")
+            connection.close()  # sessions opened from now on take the setting
 
 
 @pytest.fixture(autouse=True)
@@ -95,3 +111,22 @@ def scp(transactional_db) -> Iterator[RunningSCP]:
 def dcmtk_env() -> dict[str, str]:
     # dcmtk waits ~40 ms per instance on delayed ACKs without this.
     return {**os.environ, "TCP_NODELAY": "1"}
+
+
+# People: two patients with linked records, and records staff with MFA. Modules that need other
+# kinds define their own fixtures of the same name, which take precedence.
+
+
+@pytest.fixture
+def jane() -> User:
+    return patient_user("jane@example.com", "MRN-1001")
+
+
+@pytest.fixture
+def john() -> User:
+    return patient_user("john@example.com", "MRN-2002")
+
+
+@pytest.fixture
+def staff() -> User:
+    return records_staff()

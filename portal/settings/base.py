@@ -107,6 +107,9 @@ AUTH_USER_MODEL = "sharing.User"
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Sessions are read from Redis and written through to the database: one query less per
+    # request (each frame the viewer fetches is a request), and nothing lost if Redis restarts.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -136,6 +139,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE = {
     "studies-mark-complete": {"task": "sharing.tasks.studies_mark_complete", "schedule": 15.0},
     "index-stragglers": {"task": "sharing.tasks.index_stragglers", "schedule": 60.0},
+    "shares-expire": {"task": "sharing.tasks.shares_expire", "schedule": 60.0},
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
@@ -215,6 +219,8 @@ LIGHTBOX_SCP_MAX_PDU = env_int("LIGHTBOX_SCP_MAX_PDU", 262144, minimum=0)
 LIGHTBOX_SCP_MAX_ASSOCIATIONS = env_int("LIGHTBOX_SCP_MAX_ASSOCIATIONS", 16, minimum=1)
 LIGHTBOX_SCP_TIMEOUT = env_float("LIGHTBOX_SCP_TIMEOUT", 60.0, minimum=1.0)
 LIGHTBOX_SCP_PROCESSES = env_int("LIGHTBOX_SCP_PROCESSES", 1, minimum=1)
+# Query/retrieve from PACS nodes (sharing.dicom.qr): connect, ACSE, DIMSE and network timeouts.
+LIGHTBOX_PACS_TIMEOUT = env_float("LIGHTBOX_PACS_TIMEOUT", 30.0, minimum=1.0)
 
 LIGHTBOX_THUMBNAIL_SIZE = env_int("LIGHTBOX_THUMBNAIL_SIZE", 256, minimum=32)
 # Indexing of a study runs this long after its first new instance, taking all that came since.
@@ -226,13 +232,28 @@ LIGHTBOX_MAX_IMAGE_PIXELS = env_int("LIGHTBOX_MAX_IMAGE_PIXELS", 200_000_000, mi
 LIGHTBOX_STUDY_QUIET_SECONDS = env_int("LIGHTBOX_STUDY_QUIET_SECONDS", 60, minimum=0)
 LIGHTBOX_UPLOAD_MAX_BYTES = env_int("LIGHTBOX_UPLOAD_MAX_BYTES", 4 * 1024**3, minimum=1)
 LIGHTBOX_SITE_URL = env_str("LIGHTBOX_SITE_URL", "http://localhost:8000")
+# Share links: wrong answers before a share locks, and the throttles in front of that lock.
+LIGHTBOX_SHARE_MAX_FAILURES = env_int("LIGHTBOX_SHARE_MAX_FAILURES", 5, minimum=1)
+LIGHTBOX_SHARE_FAILURES_PER_MINUTE = env_int("LIGHTBOX_SHARE_FAILURES_PER_MINUTE", 5, minimum=1)
+LIGHTBOX_SHARE_FAILURES_PER_CLIENT = env_int("LIGHTBOX_SHARE_FAILURES_PER_CLIENT", 20, minimum=1)
+# Release requests: the legal clock from receipt, and the one extension staff may add with a reason.
+LIGHTBOX_RELEASE_DUE_DAYS = env_int("LIGHTBOX_RELEASE_DUE_DAYS", 30, minimum=1)
+LIGHTBOX_RELEASE_EXTENSION_DAYS = env_int("LIGHTBOX_RELEASE_EXTENSION_DAYS", 30, minimum=1)
 
 LOG_LEVEL = env_str("LIGHTBOX_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Share links carry a credential in their path: no handler may print one.
+    "filters": {"redact_share_tokens": {"()": "sharing.logging.RedactShareTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_share_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "pynetdicom": {"level": "WARNING"},

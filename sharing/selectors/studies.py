@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from sharing.dicom.render import RenderKind
-from sharing.dicom.sop import ENCAPSULATED_PDF, SR_SOP_CLASS_PREFIX
+from sharing.dicom.sop import ENCAPSULATED_CDA, ENCAPSULATED_PDF, SR_SOP_CLASS_PREFIX
 from sharing.models import Instance, Series, Study, User
 
 
@@ -43,10 +43,15 @@ def studies_for_download(*, user: User, study_uids: Sequence[str]) -> list[Study
     Patients get their own studies; records staff and administrators any study. A study that is
     not theirs answers exactly like one that does not exist (404), so nothing leaks about it.
     """
+    return studies_for_download_in(visible=studies_visible_to(user), study_uids=study_uids)
+
+
+def studies_for_download_in(*, visible: QuerySet[Study], study_uids: Sequence[str]) -> list[Study]:
+    """As ``studies_for_download``, within a viewer's scope."""
     wanted = list(dict.fromkeys(study_uids))
     if not wanted:
         raise Http404("no study")
-    studies = studies_visible_to(user).filter(study_instance_uid__in=wanted)
+    studies = visible.filter(study_instance_uid__in=wanted)
     found = {study.study_instance_uid: study for study in studies.select_related("patient")}
     if len(found) != len(wanted):
         raise Http404("no such study")
@@ -108,9 +113,13 @@ def study_modalities_for_user(*, user: User) -> list[str]:
 def study_get_for_user(*, user: User, study_instance_uid: str) -> Study:
     """One study with its series in order, if the user may see it; 404 otherwise (mine or missing
     look the same)."""
+    return study_get_in(visible=studies_visible_to(user), study_instance_uid=study_instance_uid)
+
+
+def study_get_in(*, visible: QuerySet[Study], study_instance_uid: str) -> Study:
+    """One study of a viewer's scope (``visible``: a user's studies, or a share's), or 404."""
     study = (
-        studies_visible_to(user)
-        .filter(study_instance_uid=study_instance_uid)
+        visible.filter(study_instance_uid=study_instance_uid)
         .select_related("patient")
         .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
         .first()
@@ -122,9 +131,18 @@ def study_get_for_user(*, user: User, study_instance_uid: str) -> Study:
 
 def series_get_for_user(*, user: User, study_instance_uid: str, series_instance_uid: str) -> Series:
     """One series of a study the user may see; 404 otherwise."""
+    return series_get_in(
+        visible=studies_visible_to(user),
+        study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid,
+    )
+
+
+def series_get_in(*, visible: QuerySet[Study], study_instance_uid: str, series_instance_uid: str) -> Series:
+    """One series of a study in a viewer's scope; 404 otherwise."""
     series = (
         Series.objects.filter(
-            study__in=studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
+            study__in=visible.filter(study_instance_uid=study_instance_uid),
             series_instance_uid=series_instance_uid,
         )
         .select_related("study")
@@ -137,7 +155,8 @@ def series_get_for_user(*, user: User, study_instance_uid: str, series_instance_
 
 def _report_instances() -> QuerySet[Instance]:
     return Instance.objects.filter(state=Instance.State.INDEXED).filter(
-        models.Q(sop_class_uid__startswith=SR_SOP_CLASS_PREFIX) | models.Q(sop_class_uid=ENCAPSULATED_PDF)
+        models.Q(sop_class_uid__startswith=SR_SOP_CLASS_PREFIX)
+        | models.Q(sop_class_uid__in=[ENCAPSULATED_PDF, ENCAPSULATED_CDA])
     )
 
 
@@ -155,12 +174,23 @@ def study_reports(*, study: Study) -> list[Instance]:
 
 def report_pdf_get_for_user(*, user: User, study_instance_uid: str, sop_instance_uid: str) -> Instance:
     """An encapsulated PDF instance of a study the user may see; 404 otherwise."""
+    return report_pdf_get_in(
+        visible=studies_visible_to(user),
+        study_instance_uid=study_instance_uid,
+        sop_instance_uid=sop_instance_uid,
+    )
+
+
+def report_pdf_get_in(
+    *, visible: QuerySet[Study], study_instance_uid: str, sop_instance_uid: str
+) -> Instance:
+    """An encapsulated PDF instance of a study in a viewer's scope; 404 otherwise."""
     instance = (
         Instance.objects.filter(
             state=Instance.State.INDEXED,
             sop_class_uid=ENCAPSULATED_PDF,
             sop_instance_uid=sop_instance_uid,
-            series__study__in=studies_visible_to(user).filter(study_instance_uid=study_instance_uid),
+            series__study__in=visible.filter(study_instance_uid=study_instance_uid),
         )
         .select_related("series__study__patient")
         .first()

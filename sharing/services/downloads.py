@@ -27,10 +27,10 @@ from sharing.conf import app_settings
 from sharing.dicom.dicomdir import DicomdirBuilder, HeaderIncomplete, file_id_component
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.render import RenderKind, render_thumbnail
-from sharing.dicom.reports import encapsulated_pdf, structured_report_text
-from sharing.dicom.sop import ENCAPSULATED_PDF, is_report_sop_class, is_structured_report
-from sharing.models import AuditEvent, Instance, Series, Study, User
-from sharing.services.audit import audit_record
+from sharing.dicom.reports import cda_text, encapsulated_cda, encapsulated_pdf, structured_report_text
+from sharing.dicom.sop import ENCAPSULATED_PDF, is_encapsulated_cda, is_report_sop_class, is_structured_report
+from sharing.dicomweb.scope import ViewerScope
+from sharing.models import AuditEvent, Instance, Series, Study
 from sharing.storage import get_store
 
 logger = logging.getLogger(__name__)
@@ -72,21 +72,23 @@ def _downloadable_count(study: Study) -> int:
 
 @transaction.atomic
 def download_record(
-    *, user: User, studies: Sequence[Study], kind: DownloadKind, remote_addr: str | None
-) -> list[AuditEvent]:
-    """One DOWNLOAD event per study, written before the first byte is sent."""
-    return [
-        audit_record(
+    *,
+    scope: ViewerScope,
+    studies: Sequence[Study],
+    kind: DownloadKind,
+    remote_addr: str | None,
+    user_agent: str = "",
+) -> None:
+    """One DOWNLOAD event per study, by whoever is downloading, written before the first byte."""
+    for study in studies:
+        scope.record_access(
             action=AuditEvent.Action.DOWNLOAD,
-            actor_kind=AuditEvent.ActorKind.USER,
-            actor_user=user,
             remote_addr=remote_addr,
+            user_agent=user_agent,
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
             detail={"kind": kind.value, "instances": _downloadable_count(study)},
         )
-        for study in studies
-    ]
 
 
 def study_archive_chunks(*, studies: Sequence[Study], kind: DownloadKind) -> Iterator[bytes]:
@@ -212,6 +214,7 @@ class _ArchiveWriter:
             yield from self._small(name, preview.data, compress=False)
 
     def _report(self, instance: Instance) -> Iterator[bytes]:
+        xml = None
         try:
             with get_store().local_copy(instance.object_key) as path:
                 if is_structured_report(instance.sop_class_uid):
@@ -219,10 +222,23 @@ class _ArchiveWriter:
                     pdf = None
                 elif instance.sop_class_uid == ENCAPSULATED_PDF:
                     text, pdf = None, encapsulated_pdf(path)
+                elif is_encapsulated_cda(instance.sop_class_uid):
+                    text, pdf, xml = None, None, encapsulated_cda(path)
                 else:
                     return
         except DicomInputError:
             logger.warning("report %s left out of the REPORT folder: unreadable", instance.pk)
+            return
+        if xml is not None:
+            # The document as sent, and beside it (same number) a plain text rendition unless
+            # its XML is unsafe to parse.
+            self.text_reports += 1
+            name = f"REPORT/REPORT{self.text_reports:02d}"
+            yield from self._small(f"{name}.XML", xml, compress=True)
+            try:
+                yield from self._small(f"{name}.TXT", cda_text(xml).encode("utf-8"), compress=True)
+            except DicomInputError:
+                logger.warning("CDA report %s has no text rendition: unreadable XML", instance.pk)
             return
         if text is not None:
             self.text_reports += 1
@@ -251,7 +267,8 @@ def _readme(kind: DownloadKind) -> str:
             "DICOM/     The images themselves as DICOM files, exactly as the hospital sent them.",
             "JPEG/      One preview picture per series (the middle image), for a quick look.",
             "           SE000003.JPG is the preview of the series in the DICOM folder E0000003.",
-            "REPORT/    The written report, if there is one: .TXT as plain text, .PDF as sent.",
+            "REPORT/    The written report, if there is one: .TXT as plain text, .PDF and .XML",
+            "           (an HL7 CDA document) as sent.",
         ]
         viewing = [
             "To look at the images properly, use a DICOM viewer: most are free (for example",
@@ -262,7 +279,8 @@ def _readme(kind: DownloadKind) -> str:
         contents = [
             "JPEG/      One picture per image, a folder per series (SE000001, SE000002, ...).",
             "           A multi-frame image (a clip) is shown by its middle frame.",
-            "REPORT/    The written report, if there is one: .TXT as plain text, .PDF as sent.",
+            "REPORT/    The written report, if there is one: .TXT as plain text, .PDF and .XML",
+            "           (an HL7 CDA document) as sent.",
         ]
         viewing = [
             "These pictures open in any picture viewer. They are copies for viewing, not for",

@@ -24,6 +24,7 @@ from sharing.dicom.errors import DicomInputError
 from sharing.dicom.header import InstanceHeader, read_header
 from sharing.dicom.sop import is_report_sop_class
 from sharing.models import Instance, Patient, Series, Study, User
+from sharing.services.pacs import retrievals_attach
 from sharing.storage import ObjectNotFound, get_store
 
 logger = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ def study_refresh_aggregates(*, study_id: int) -> None:
             "last_received_at",
         ]
     )
+    # A study retrieved from the PACS for a patient's request joins that request as it arrives.
+    retrievals_attach(study=study)
 
 
 def _enqueue_thumbnails(series_ids: Iterable[int]) -> None:

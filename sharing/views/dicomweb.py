@@ -12,14 +12,29 @@ from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseNotModified,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import EXPLICIT_VR_LITTLE_ENDIAN, FrameError, FrameLayout, Window, parse_window
 from sharing.dicomweb import negotiation, qido, wado
-from sharing.dicomweb.scope import ViewerScope, viewer_scope_for
+from sharing.dicomweb.scope import (
+    NoViewer,
+    ShareGone,
+    ViewerScope,
+    frames_record,
+    user_agent_of,
+    viewer_scope_for,
+)
 from sharing.models import AuditEvent, Instance, Series
 from sharing.storage import ObjectNotFound
 from sharing.views import stow
@@ -46,19 +61,51 @@ def _not_acceptable(detail: str) -> JsonResponse:
 
 
 def _scoped(view: Callable[..., HttpResponseBase]) -> View:
-    """Resolve the viewer scope first: nobody signed in gets 401, before any lookup."""
+    """Resolve the viewer scope first: nobody signed in gets 401 and a share that stopped working
+    410, before any lookup."""
 
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.method not in ("GET", "HEAD"):
             return HttpResponseNotAllowed(["GET", "HEAD"])
-        scope = viewer_scope_for(request)
-        if scope is None:
+        try:
+            scope = viewer_scope_for(request)
+        except NoViewer:
             return _error(HTTPStatus.UNAUTHORIZED, "authentication required", "sign in to see images")
-        return view(request, scope, *args, **kwargs)
+        except ShareGone as gone:
+            return _error(
+                HTTPStatus.GONE, "share link ended", f"this share link is {gone.state.label.lower()}"
+            )
+        response = view(request, scope, *args, **kwargs)
+        response = _not_modified_if_current(request, response)
+        if scope.url_namespace:
+            # Share recipients: nothing kept by the browser, nothing sent on as a referrer.
+            response["Cache-Control"] = "no-store"
+            response["Referrer-Policy"] = "no-referrer"
+        return response
 
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__
     return wrapper
+
+
+def _not_modified_if_current(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """304 when the client already holds this representation (its ETag in If-None-Match).
+
+    Streaming bodies are generators, so answering 304 costs no read from the object store.
+    """
+    etag = response.get("ETag")
+    if response.status_code != HTTPStatus.OK or not etag:
+        return response
+    held = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
+    if etag not in held and "*" not in held:
+        return response
+    not_modified = HttpResponseNotModified()
+    for header in ("ETag", "Cache-Control", "Vary", "X-Content-Type-Options"):
+        if header in response:
+            not_modified[header] = response[header]
+    if isinstance(response, StreamingHttpResponse):
+        response.close()
+    return not_modified
 
 
 def _phi_headers(
@@ -72,11 +119,16 @@ def _phi_headers(
     return response
 
 
-def _url_for(request: HttpRequest) -> qido.UrlFor:
+def _url_for(request: HttpRequest, scope: ViewerScope) -> qido.UrlFor:
     def url_for(name: str, *args: str) -> str:
-        return request.build_absolute_uri(reverse(name, args=args))
+        return request.build_absolute_uri(reverse(scope.url_namespace + name, args=args))
 
     return url_for
+
+
+def _dicomweb_root(namespace: str) -> str:
+    """The path DICOMweb lives under for a URL namespace: /dicomweb, or the share's own root."""
+    return reverse(namespace + "stow").removesuffix("/studies")
 
 
 def _json(
@@ -93,9 +145,13 @@ def _remote_addr(request: HttpRequest) -> str | None:
 # --- STOW-RS shares these URLs -------------------------------------------------------------------
 
 
+def _is_share_route(request: HttpRequest) -> bool:
+    return request.resolver_match is not None and "share" in request.resolver_match.namespaces
+
+
 @csrf_exempt  # POST is STOW-RS, which enforces CSRF itself for cookie-authenticated requests
 def studies(request: HttpRequest) -> HttpResponseBase:
-    if request.method == "POST":
+    if request.method == "POST" and not _is_share_route(request):
         return stow.store_instances(request)
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
@@ -104,7 +160,7 @@ def studies(request: HttpRequest) -> HttpResponseBase:
 
 @csrf_exempt  # as above
 def study(request: HttpRequest, study_instance_uid: str) -> HttpResponseBase:
-    if request.method == "POST":
+    if request.method == "POST" and not _is_share_route(request):
         return stow.store_instances(request, study_instance_uid=study_instance_uid)
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
@@ -144,7 +200,7 @@ def search_for_studies(request: HttpRequest, scope: ViewerScope) -> HttpResponse
         scope,
         "studies",
         lambda: qido.search_studies(
-            studies=scope.studies(), query=dict(request.GET.lists()), url_for=_url_for(request)
+            studies=scope.studies(), query=dict(request.GET.lists()), url_for=_url_for(request, scope)
         ),
     )
 
@@ -158,7 +214,9 @@ def search_for_series(request: HttpRequest, scope: ViewerScope, study_instance_u
         request,
         scope,
         "series",
-        lambda: qido.search_series(study=found, query=dict(request.GET.lists()), url_for=_url_for(request)),
+        lambda: qido.search_series(
+            study=found, query=dict(request.GET.lists()), url_for=_url_for(request, scope)
+        ),
         study_instance_uid,
     )
 
@@ -177,7 +235,7 @@ def search_for_instances(
         scope,
         "instances",
         lambda: qido.search_instances(
-            series=series, query=dict(request.GET.lists()), url_for=_url_for(request)
+            series=series, query=dict(request.GET.lists()), url_for=_url_for(request, scope)
         ),
         study_instance_uid,
     )
@@ -192,14 +250,20 @@ def _metadata(
     if not negotiation.accepts_json(request.headers.get("Accept", "")):
         return _not_acceptable(f"metadata is {JSON_TYPES}")
     base = request.build_absolute_uri("/").rstrip("/")
+    # The cached metadata carries the signed-in viewer's paths; a share's viewer gets its own.
+    default_root, root = _dicomweb_root(""), _dicomweb_root(scope.url_namespace)
+
+    def absolute(uri: str) -> str:
+        if not uri.startswith("/"):
+            return uri
+        if root != default_root and uri.startswith(default_root + "/"):
+            uri = root + uri[len(default_root) :]
+        return base + uri
 
     body: list[dict[str, Any]] = []
     for one in series:
         for item in wado.series_metadata(series=one, pixel_data_uri=wado.frames_path):
-            pixel_data = item.get("7FE00010")
-            if pixel_data and str(pixel_data.get("BulkDataURI", "")).startswith("/"):
-                item["7FE00010"] = {**pixel_data, "BulkDataURI": base + pixel_data["BulkDataURI"]}
-            body.append(item)
+            body.append(_with_absolute_uris(item, absolute))
     scope.record_access(
         action=AuditEvent.Action.VIEW,
         remote_addr=_remote_addr(request),
@@ -208,6 +272,18 @@ def _metadata(
     )
     etag = "|".join(wado.metadata_cache_key(one) for one in series)
     return _json(request, body, cache_control=CACHE_PRIVATE, etag=etag)
+
+
+def _with_absolute_uris(item: dict[str, Any], absolute: Callable[[str], str]) -> dict[str, Any]:
+    """Every BulkDataURI of a DICOM JSON object (pixel data, large binaries in any sequence)."""
+    result = {}
+    for tag, value in item.items():
+        if "BulkDataURI" in value:
+            value = {**value, "BulkDataURI": absolute(str(value["BulkDataURI"]))}
+        elif value.get("vr") == "SQ" and "Value" in value:
+            value = {**value, "Value": [_with_absolute_uris(one, absolute) for one in value["Value"]]}
+        result[tag] = value
+    return result
 
 
 @_scoped
@@ -354,6 +430,13 @@ def retrieve_frames(
     layout = _layout(instance) if instance is not None else None
     if instance is None or layout is None or max(numbers) > layout.number_of_frames:
         return _not_found()
+    frames_record(
+        scope,
+        series_instance_uid=series_instance_uid,
+        study_instance_uid=study_instance_uid,
+        remote_addr=_remote_addr(request),
+        user_agent=user_agent_of(request),
+    )
     choice = negotiation.frame_choice(request.headers.get("Accept", ""), layout)
     etag = f"{instance.object_key}:{instance.sha256}:frames={frames}:{choice}"
     if choice == "stored":
@@ -370,11 +453,47 @@ def retrieve_frames(
         media_type = f"application/octet-stream; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
         decoded_parts = [(media_type, lambda data=data: iter([data])) for data in decoded]
         return _multipart(decoded_parts, type_params='type="application/octet-stream"', etag=etag)
+    if not layout.locatable:
+        return _not_acceptable(
+            "these frames are only sent decoded, as multipart/related; type=application/octet-stream "
+            f"with transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN} (or *)"
+        )
     return _not_acceptable(
         f"frames are sent as multipart/related with type={layout.media_type or 'application/octet-stream'} "
         f"(transfer-syntax={layout.transfer_syntax_uid}) or application/octet-stream with "
         f"transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
     )
+
+
+@_scoped
+def retrieve_bulk_data(
+    request: HttpRequest,
+    scope: ViewerScope,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    tag_path: str,
+) -> HttpResponseBase:
+    """A large binary value of the instance's header, at the BulkDataURI its metadata gave
+    (PS3.18 §10.4.1.1.4), as multipart/related; type="application/octet-stream"."""
+    if not negotiation.accepts_bulk_data(request.headers.get("Accept", "")):
+        return _not_acceptable('bulk data is multipart/related; type="application/octet-stream"')
+    instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    if instance is None:
+        return _not_found()
+    try:
+        data = wado.bulk_data(instance, tag_path)
+    except (DicomInputError, ObjectNotFound):
+        return _not_found()
+    scope.record_access(
+        action=AuditEvent.Action.VIEW,
+        remote_addr=_remote_addr(request),
+        study_instance_uid=study_instance_uid,
+        detail={"dicomweb": "bulkdata", "series": series_instance_uid, "tag_path": tag_path},
+    )
+    etag = f"{instance.object_key}:{instance.sha256}:bulkdata={tag_path}"
+    parts = [("application/octet-stream", lambda: iter([data]))]
+    return _multipart(parts, type_params='type="application/octet-stream"', etag=etag)
 
 
 def _rendered(request: HttpRequest, instance: Instance | None, number: int) -> HttpResponseBase:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from collections.abc import Iterator
 from http import HTTPStatus
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.views.decorators.http import require_GET
 
-from sharing.models import User
-from sharing.selectors import studies_for_download
+from sharing.dicomweb.scope import ViewerScope, user_agent_of
+from sharing.selectors import studies_for_download_in
 from sharing.services.downloads import (
     DownloadKind,
     download_filename,
     download_record,
     study_archive_chunks,
 )
+
+logger = logging.getLogger(__name__)
 
 # As many studies as a patient could sensibly tick in one go; more is a mistake or a scraper.
 MAX_STUDIES = 50
@@ -40,28 +43,35 @@ class SelectionForm(forms.Form):
         return cleaned
 
 
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
+def _while_allowed(scope: ViewerScope, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Stop a download part-way if the viewer loses access (a share revoked while it streams).
+
+    Checked at most once a second; the recipient is left with a truncated, unusable zip.
+    """
+    checked = time.monotonic()
+    for chunk in chunks:
+        now = time.monotonic()
+        if now - checked >= 1.0:
+            checked = now
+            if not scope.still_allowed():
+                logger.info("download stopped: %s lost access", scope.describe())
+                return
+        yield chunk
 
 
-@login_required
-@require_GET
-def study_download(request: HttpRequest, study_instance_uid: str) -> HttpResponseBase:
+def study_download(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponseBase:
     """One study in the IHE PDI disc layout: DICOM, DICOMDIR, previews, report, README."""
-    return _download(request, [study_instance_uid], DownloadKind.PDI)
+    return _download(request, scope, [study_instance_uid], DownloadKind.PDI)
 
 
-@login_required
-@require_GET
-def study_download_jpeg(request: HttpRequest, study_instance_uid: str) -> HttpResponseBase:
+def study_download_jpeg(
+    request: HttpRequest, scope: ViewerScope, study_instance_uid: str
+) -> HttpResponseBase:
     """One study as pictures only: a JPEG per image, the report and a README."""
-    return _download(request, [study_instance_uid], DownloadKind.JPEG)
+    return _download(request, scope, [study_instance_uid], DownloadKind.JPEG)
 
 
-@login_required
-@require_GET
-def studies_download(request: HttpRequest) -> HttpResponseBase:
+def studies_download(request: HttpRequest, scope: ViewerScope) -> HttpResponseBase:
     """Several studies in one zip: ``?study=<uid>&study=<uid>[&kind=jpeg]``."""
     form = SelectionForm({"kind": request.GET.get("kind", "")}, request.GET.getlist("study"))
     if not form.is_valid():
@@ -69,16 +79,28 @@ def studies_download(request: HttpRequest) -> HttpResponseBase:
             "Choose the studies to download.", status=HTTPStatus.BAD_REQUEST, content_type="text/plain"
         )
     kind = DownloadKind(form.cleaned_data["kind"] or DownloadKind.PDI)
-    return _download(request, form.study_uids, kind)
+    return _download(request, scope, form.study_uids, kind)
 
 
-def _download(request: HttpRequest, study_uids: list[str], kind: DownloadKind) -> HttpResponseBase:
-    user = _user(request)
-    studies = studies_for_download(user=user, study_uids=study_uids)
-    download_record(user=user, studies=studies, kind=kind, remote_addr=request.META.get("REMOTE_ADDR"))
-    response = StreamingHttpResponse(
-        study_archive_chunks(studies=studies, kind=kind), content_type="application/zip"
+def _download(
+    request: HttpRequest, scope: ViewerScope, study_uids: list[str], kind: DownloadKind
+) -> HttpResponseBase:
+    if not scope.can_download:
+        return HttpResponse(
+            "The patient did not allow downloads through this link; you can view the images.",
+            status=HTTPStatus.FORBIDDEN,
+            content_type="text/plain",
+        )
+    studies = studies_for_download_in(visible=scope.studies(), study_uids=study_uids)
+    download_record(
+        scope=scope,
+        studies=studies,
+        kind=kind,
+        remote_addr=request.META.get("REMOTE_ADDR"),
+        user_agent=user_agent_of(request),
     )
+    chunks = study_archive_chunks(studies=studies, kind=kind)
+    response = StreamingHttpResponse(_while_allowed(scope, chunks), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{download_filename(studies=studies)}"'
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"

@@ -15,18 +15,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from sharing.dicom.errors import UnreadableDicom
-from sharing.dicom.reports import encapsulated_pdf, structured_report_text
-from sharing.dicom.sop import ENCAPSULATED_PDF, is_structured_report
+from sharing.dicom.reports import cda_text, encapsulated_cda, encapsulated_pdf, structured_report_text
+from sharing.dicom.sop import ENCAPSULATED_PDF, is_encapsulated_cda, is_structured_report
+from sharing.dicomweb.scope import ViewerScope, user_agent_of
 from sharing.models import AuditEvent, Instance, Study, User
 from sharing.selectors import (
-    report_pdf_get_for_user,
-    series_get_for_user,
-    study_get_for_user,
+    report_pdf_get_in,
+    series_get_in,
+    study_get_in,
     study_library_for_user,
     study_modalities_for_user,
     study_reports,
 )
-from sharing.services.audit import access_record
 from sharing.storage import ObjectNotFound, get_store
 
 PAGE_SIZE = 24
@@ -116,17 +116,14 @@ class ReportView:
     unreadable: bool = False
 
 
-@login_required
-@require_GET
-def study_detail(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
+def study_detail(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponse:
     """One study: what it is, its series, and its report. Every view is audited."""
-    user = _user(request)
-    study = study_get_for_user(user=user, study_instance_uid=study_instance_uid)
+    study = study_get_in(visible=scope.studies(), study_instance_uid=study_instance_uid)
     reports = [_report_view(instance) for instance in study_reports(study=study)]
-    access_record(
-        user=user,
+    scope.record_access(
         action=AuditEvent.Action.VIEW,
         remote_addr=request.META.get("REMOTE_ADDR"),
+        user_agent=user_agent_of(request),
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,
         detail={"page": "study", "reports": len(reports)},
@@ -135,6 +132,8 @@ def study_detail(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
         request,
         "sharing/study.html",
         {
+            "scope": scope,
+            "url_ns": scope.url_namespace,
             "study": study,
             "body_parts": _readable(study.body_parts),
             "referring_physician": " ".join(study.referring_physician.replace("^", " ").split()),
@@ -147,24 +146,27 @@ def study_detail(request: HttpRequest, study_instance_uid: str) -> HttpResponse:
 def _report_view(instance: Instance) -> ReportView:
     if instance.sop_class_uid == ENCAPSULATED_PDF:
         return ReportView(pdf_sop_instance_uid=instance.sop_instance_uid)
-    assert is_structured_report(instance.sop_class_uid)
+    assert is_structured_report(instance.sop_class_uid) or is_encapsulated_cda(instance.sop_class_uid)
     try:
         with get_store().local_copy(instance.object_key) as path:
-            text = structured_report_text(path)
+            if is_encapsulated_cda(instance.sop_class_uid):
+                text = cda_text(encapsulated_cda(path))
+            else:
+                text = structured_report_text(path)
     except (UnreadableDicom, ObjectNotFound):
         return ReportView(unreadable=True)
     paragraphs = tuple(p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip())
     return ReportView(paragraphs=paragraphs)
 
 
-@login_required
-@require_GET
 def series_thumbnail(
-    request: HttpRequest, study_instance_uid: str, series_instance_uid: str
+    request: HttpRequest, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str
 ) -> HttpResponseBase:
     """A series' thumbnail, cacheable by the browser only. Not audited: the study page is."""
-    series = series_get_for_user(
-        user=_user(request), study_instance_uid=study_instance_uid, series_instance_uid=series_instance_uid
+    series = series_get_in(
+        visible=scope.studies(),
+        study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid,
     )
     key = series.thumbnail_key
     if not key:
@@ -191,13 +193,12 @@ def _prepend(first: bytes, rest: Any) -> Any:
     yield from rest
 
 
-@login_required
-@require_GET
-def report_pdf(request: HttpRequest, study_instance_uid: str, sop_instance_uid: str) -> HttpResponse:
+def report_pdf(
+    request: HttpRequest, scope: ViewerScope, study_instance_uid: str, sop_instance_uid: str
+) -> HttpResponse:
     """The PDF inside an Encapsulated PDF report, for the browser's own PDF viewer."""
-    user = _user(request)
-    instance = report_pdf_get_for_user(
-        user=user, study_instance_uid=study_instance_uid, sop_instance_uid=sop_instance_uid
+    instance = report_pdf_get_in(
+        visible=scope.studies(), study_instance_uid=study_instance_uid, sop_instance_uid=sop_instance_uid
     )
     try:
         with get_store().local_copy(instance.object_key) as path:
@@ -207,10 +208,10 @@ def report_pdf(request: HttpRequest, study_instance_uid: str, sop_instance_uid: 
     if pdf is None:
         raise Http404("not a PDF")
     study = instance.series.study if instance.series else None
-    access_record(
-        user=user,
+    scope.record_access(
         action=AuditEvent.Action.VIEW,
         remote_addr=request.META.get("REMOTE_ADDR"),
+        user_agent=user_agent_of(request),
         patient=study.patient if study else None,
         study_instance_uid=study_instance_uid,
         detail={"page": "report pdf", "sop_instance_uid": sop_instance_uid},

@@ -10,15 +10,19 @@ import pytest
 from PIL import Image
 from pydicom import dcmread
 from pydicom.fileset import FileSet
+from pydicom.uid import EncapsulatedCDAStorage
 
 from sharing.dicom.synthetic import (
     SyntheticPatient,
+    cda_report,
     ct_series,
+    new_uid,
     pdf_report,
     sr_report,
     us_multiframe,
     write_study,
 )
+from sharing.dicomweb.scope import UserScope
 from sharing.models import AuditEvent, Instance, Study, User
 from sharing.services.downloads import (
     DownloadKind,
@@ -184,7 +188,7 @@ def test_two_studies_go_in_one_zip(study, tmp_path, patient):
 
 
 def test_each_study_downloaded_is_audited_once(study, jane):
-    download_record(user=jane, studies=[study], kind=DownloadKind.PDI, remote_addr="10.1.2.3")
+    download_record(scope=UserScope(jane), studies=[study], kind=DownloadKind.PDI, remote_addr="10.1.2.3")
 
     event = AuditEvent.objects.get(action=AuditEvent.Action.DOWNLOAD)
     assert event.actor_user == jane
@@ -216,3 +220,50 @@ def test_a_big_study_streams_in_constant_memory(tmp_path, patient, jane):
 
     assert total > study.size_bytes
     assert peak < 10 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+@pytest.fixture
+def cda_study(tmp_path, patient: SyntheticPatient, jane) -> Study:
+    """An SR and a CDA report in one study."""
+    uid = new_uid()
+    datasets = [
+        sr_report(patient, study_uid=uid, text=FINDINGS),
+        cda_report(patient, study_uid=uid, text="The heart is normal.\n\nNo effusion.", impression="Normal."),
+    ]
+    ingest(write_study(datasets, tmp_path / "cda"))
+    return Study.objects.get(study_instance_uid=uid)
+
+
+def test_a_cda_report_comes_as_its_xml_and_as_text(cda_study):
+    cda = Instance.objects.get(sop_class_uid=EncapsulatedCDAStorage)
+    with get_store().open(cda.object_key) as handle:
+        document = dcmread(handle).EncapsulatedDocument
+
+    for kind in DownloadKind:
+        zf = archive([cda_study], kind)
+        xml = zf.read("REPORT/REPORT02.XML")
+        text = zf.read("REPORT/REPORT02.TXT").decode("utf-8")
+
+        assert xml == document.rstrip(b" ")
+        assert xml.endswith(b"</ClinicalDocument>\n")
+        assert text.splitlines()[0] == "Radiology report"
+        assert "FINDINGS\r\nThe heart is normal.\r\nNo effusion.\r\n" in text
+        assert "IMPRESSION\r\nNormal." in text
+        assert "<" not in text
+        assert f"Findings: {FINDINGS}" in zf.read("REPORT/REPORT01.TXT").decode("utf-8")
+    assert "DICOM/P0000001/S0000001/E0000002/I0000002" in archive([cda_study]).namelist()
+
+
+def test_a_cda_report_with_a_doctype_comes_as_xml_only(tmp_path, patient, jane):
+    cda = cda_report(patient, study_uid=new_uid(), text="Text.")
+    document = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaa">]><ClinicalDocument>&a;&a;</ClinicalDocument>'
+    cda.EncapsulatedDocument, cda.EncapsulatedDocumentLength = (
+        document + b"\x00" * (len(document) % 2),
+        len(document),
+    )
+    ingest(write_study([cda], tmp_path / "doctype"))
+
+    zf = archive([Study.objects.get()])
+
+    assert zf.read("REPORT/REPORT01.XML") == document
+    assert "REPORT/REPORT01.TXT" not in zf.namelist()

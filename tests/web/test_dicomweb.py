@@ -215,7 +215,7 @@ def test_metadata_holds_the_headers_and_points_at_the_frames(client, jane, janes
     assert "InlineBinary" not in json.dumps(first["7FE00010"])
     assert again.json() == metadata
     series = janes_ct.series.get()
-    assert (object_store / f"metadata/series/{series.pk}/3.json").exists()
+    assert (object_store / f"metadata/series/{series.pk}/3.v2.json").exists()
     events = AuditEvent.objects.filter(
         action=AuditEvent.Action.VIEW, study_instance_uid=janes_ct.study_instance_uid
     )
@@ -439,3 +439,20 @@ def test_a_dicomweb_client_searches_and_retrieves_over_http(
     assert (instance.pixel_array == ct[0].pixel_array).all()
     assert frame == ct[0].pixel_array.astype("<u2").tobytes()
     assert rendered[:2] == b"\xff\xd8"
+
+
+def test_a_client_holding_the_current_etag_gets_304_without_the_body(client, jane, janes_ct, ct):
+    client.force_login(jane)
+    url = reverse(
+        "dicomweb-series-metadata", args=[janes_ct.study_instance_uid, str(ct[0].SeriesInstanceUID)]
+    )
+    first = client.get(url)
+
+    again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+    stale = client.get(url, HTTP_IF_NONE_MATCH='"something-else"')
+
+    assert again.status_code == HTTPStatus.NOT_MODIFIED
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+    assert again["Cache-Control"].startswith("private")
+    assert stale.status_code == HTTPStatus.OK

@@ -316,3 +316,21 @@ def test_dicom_text_with_markup_is_escaped_on_both_pages(client, tmp_path, jane)
         page = client.get(url).content
         assert HOSTILE.encode() not in page
         assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_cda_report_is_shown_as_text_on_the_study_page(client, tmp_path, patient, jane):
+    from sharing.dicom.synthetic import cda_report, ct_series
+
+    ct = ct_series(patient, slices=2, size=32)
+    uid = str(ct[0].StudyInstanceUID)
+    ingest(
+        write_study(
+            [*ct, cda_report(patient, study_uid=uid, text="Mild degenerative change.")], tmp_path / "cda"
+        )
+    )
+    client.force_login(jane)
+
+    page = client.get(reverse("study", args=[uid])).content.decode()
+
+    assert "Mild degenerative change." in page
+    assert "No written report has arrived" not in page

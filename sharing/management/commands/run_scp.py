@@ -79,12 +79,14 @@ def _start_embedded_scheduler() -> None:
         return
     from sharing.services.completion import studies_mark_complete
     from sharing.services.indexing import instances_index_stragglers
+    from sharing.services.shares import shares_expire_sweep
 
     def loop() -> None:
         while not stopped.wait(15):
             try:
                 instances_index_stragglers()
                 studies_mark_complete()
+                shares_expire_sweep()
             finally:
                 connections.close_all()
 

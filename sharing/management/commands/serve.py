@@ -41,6 +41,9 @@ class Command(BaseCommand):
                 "4",
                 "--access-logfile",
                 "-",
+                # Share tokens are redacted from the access log's request line and referrer.
+                "--logger-class",
+                "sharing.logging.RedactingGunicornLogger",
             ],
             "scp": [python, "manage.py", "run_scp"],
         }

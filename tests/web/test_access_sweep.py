@@ -1,0 +1,151 @@
+"""Who reaches what: every viewer role against every study endpoint, checked against one allow-list.
+
+Roles: an anonymous visitor, patient A (Jane, who owns studies X and Y), patient B (John), the
+holder of a share of study X only, records staff and an administrator. Anything not on the
+allow-list must answer 302 (to sign in), 401, 403, 404 or 405, and show none of Jane's data.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from http import HTTPStatus
+
+import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.test import Client
+from django.utils import timezone
+
+from sharing.models import Share, Study, User
+from sharing.services.shares import share_create
+from tests.support.factories import make_study
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REFUSED = {
+    HTTPStatus.FOUND,
+    HTTPStatus.UNAUTHORIZED,
+    HTTPStatus.FORBIDDEN,
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.METHOD_NOT_ALLOWED,
+}
+# What would give Jane away: her name, ID, birth date and her studies' descriptions.
+JANES_DATA = (b"DOE", b"JANE", b"MRN-1001", b"19800101", b"1980-01-01", b"SWEEP STUDY")
+ACCEPT = {
+    "instance": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+    "study": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+    "frames": "multipart/related; type=application/octet-stream; transfer-syntax=*",
+    "rendered": "image/jpeg",
+}
+# Searches answer 200 to any viewer, narrowed to what they may see.
+SEARCHES = {"qido studies"}
+
+
+def endpoints(study: Study, root: str, dicomweb: str) -> dict[str, str]:
+    series = study.series.get(modality="CT")
+    pdf = study.series.get(modality="DOC").instances.get()
+    instance = series.instances.order_by("instance_number")[0]
+    uid, se, sop = study.study_instance_uid, series.series_instance_uid, instance.sop_instance_uid
+    return {
+        "study page": f"{root}studies/{uid}/",
+        "viewer": f"{root}studies/{uid}/view",
+        "thumbnail": f"{root}studies/{uid}/series/{se}/thumbnail",
+        "report pdf": f"{root}studies/{uid}/reports/{pdf.sop_instance_uid}.pdf",
+        "download": f"{root}studies/{uid}/download",
+        "jpeg download": f"{root}studies/{uid}/download/jpeg",
+        "several download": f"{root}download?study={uid}",
+        "qido studies": f"{dicomweb}/studies",
+        "qido series": f"{dicomweb}/studies/{uid}/series",
+        "qido instances": f"{dicomweb}/studies/{uid}/series/{se}/instances",
+        "study metadata": f"{dicomweb}/studies/{uid}/metadata",
+        "series metadata": f"{dicomweb}/studies/{uid}/series/{se}/metadata",
+        "study": f"{dicomweb}/studies/{uid}",
+        "instance": f"{dicomweb}/studies/{uid}/series/{se}/instances/{sop}",
+        "frames": f"{dicomweb}/studies/{uid}/series/{se}/instances/{sop}/frames/1",
+        "rendered": f"{dicomweb}/studies/{uid}/series/{se}/instances/{sop}/rendered",
+    }
+
+
+@pytest.fixture
+def world(tmp_path, patient, jane, john, staff):
+    x = make_study(tmp_path, patient, "x", description="SWEEP STUDY X")
+    y = make_study(tmp_path, patient, "y", description="SWEEP STUDY Y", study_date="20250101")
+    admin = User.objects.create_user("admin@example.com", "pw-123456789", role=User.Role.ADMIN, is_staff=True)
+    TOTP.activate(admin, generate_totp_secret())
+    created = share_create(
+        owner=jane,
+        studies=[x],
+        expires_at=timezone.now() + datetime.timedelta(days=1),
+        protection=Share.Protection.CODE,
+        allow_download=True,
+    )
+
+    def signed_in(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    holder = Client()
+    assert holder.post(f"/s/{created.token}", {"answer": created.code}).status_code == HTTPStatus.FOUND
+    clients: dict[str, Callable[[], Client]] = {
+        "anonymous": Client,
+        "patient A": lambda: signed_in(jane),
+        "patient B": lambda: signed_in(john),
+        "share holder of X": lambda: holder,
+        "records staff": lambda: signed_in(staff),
+        "admin": lambda: signed_in(admin),
+    }
+    urls = {}
+    for name, study in (("X", x), ("Y", y)):
+        for kind, url in endpoints(study, "/", "/dicomweb").items():
+            urls[(f"{kind} of {name}", "user")] = (kind, url)
+        for kind, url in endpoints(study, "/s/", "/s/dicomweb").items():
+            urls[(f"{kind} of {name}", "share")] = (kind, url)
+    return clients, urls
+
+
+def allowed(role: str, endpoint: str, route: str) -> bool:
+    """The allow-list: who may see Jane's data where."""
+    if route == "user":
+        return role in ("patient A", "records staff", "admin")
+    # The share's search lists the shared study X, whichever study the sweep is looking at.
+    return role == "share holder of X" and (endpoint.endswith(" of X") or endpoint.startswith("qido studies"))
+
+
+def test_every_role_reaches_exactly_what_the_allow_list_says(world):
+    clients, urls = world
+    wrong: list[tuple[object, ...]] = []
+    for role, make_client in clients.items():
+        client = make_client()
+        for (endpoint, route), (kind, url) in urls.items():
+            response = client.get(url, HTTP_ACCEPT=ACCEPT.get(kind, "application/dicom+json, text/html"))
+            body = b"".join(response.streaming_content) if response.streaming else response.content
+            if allowed(role, endpoint, route):
+                if response.status_code != HTTPStatus.OK:
+                    wrong.append((role, route, endpoint, response.status_code, "should be allowed"))
+            elif kind in SEARCHES and response.status_code == HTTPStatus.OK:
+                if any(marker in body for marker in JANES_DATA):
+                    wrong.append((role, route, endpoint, 200, "search shows Jane's data"))
+            elif response.status_code not in REFUSED:
+                wrong.append((role, route, endpoint, response.status_code, "should be refused"))
+            elif any(marker in body for marker in JANES_DATA):
+                wrong.append((role, route, endpoint, response.status_code, "refusal shows Jane's data"))
+    assert wrong == [], "\n".join(map(str, wrong))
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_no_viewer_can_write_through_a_study_endpoint(world, method):
+    clients, urls = world
+    wrong: list[tuple[object, ...]] = []
+    for role in ("anonymous", "patient A", "patient B", "share holder of X"):
+        client = clients[role]()
+        for (endpoint, route), (_kind, url) in urls.items():
+            response = getattr(client, method)(url)
+            if response.status_code not in REFUSED and response.status_code != HTTPStatus.BAD_REQUEST:
+                wrong.append((role, route, endpoint, method, response.status_code))
+            elif any(marker in response.content for marker in JANES_DATA):
+                wrong.append((role, route, endpoint, method, "shows Jane's data"))
+            if role == "share holder of X" and route == "share" and response.status_code not in (403, 405):
+                wrong.append((role, route, endpoint, method, response.status_code, "share holder"))
+    assert wrong == [], "\n".join(map(str, wrong))
+    assert Study.objects.count() == 2
