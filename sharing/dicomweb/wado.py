@@ -61,6 +61,53 @@ def instance_in_scope(
     )
 
 
+# A viewer fetches every frame of a series one request at a time, so the access check for an
+# instance is remembered per viewer for a minute. A share is still re-checked on every request (a
+# revoked share stops at once); unlinking a patient record stops frame access within this time.
+FRAME_ACCESS_SECONDS = 60
+_FRAME_FIELDS = (
+    "pk",
+    "sop_instance_uid",
+    "sop_class_uid",
+    "study_instance_uid",
+    "series_instance_uid",
+    "transfer_syntax_uid",
+    "object_key",
+    "sha256",
+    "number_of_frames",
+    "rows",
+    "columns",
+)
+
+
+def instance_for_frames(
+    *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+) -> Instance | None:
+    """``instance_in_scope`` for the frame endpoints: only what serving frames needs, cached."""
+    key = f"lightbox:frame-access:v1:{scope.summary_key()}:{sop_instance_uid}"
+    cached = cache.get(key)
+    if (
+        isinstance(cached, Instance)
+        and cached.study_instance_uid == study_instance_uid
+        and cached.series_instance_uid == series_instance_uid
+    ):
+        return cached
+    instance = (
+        Instance.objects.filter(
+            sop_instance_uid=sop_instance_uid,
+            state=Instance.State.INDEXED,
+            series__series_instance_uid=series_instance_uid,
+            series__study__study_instance_uid=study_instance_uid,
+            series__study__in=scope.studies(),
+        )
+        .only(*_FRAME_FIELDS)
+        .first()
+    )
+    if instance is not None:
+        cache.set(key, instance, FRAME_ACCESS_SECONDS)
+    return instance
+
+
 def frames_path(instance: Instance) -> str:
     """Where an instance's pixel data is fetched: the BulkDataURI of its PixelData (a path)."""
     frames = ",".join(str(n) for n in range(1, instance.number_of_frames + 1))
@@ -100,6 +147,16 @@ METADATA_FORMAT = 2
 
 def metadata_cache_key(series: Series) -> str:
     return f"metadata/series/{series.pk}/{series.number_of_instances}.v{METADATA_FORMAT}.json"
+
+
+def series_metadata_text(*, series: Series, pixel_data_uri: PixelDataUri) -> bytes:
+    """The series' DICOM JSON array as cached text (built and cached first if it is not yet)."""
+    try:
+        with get_store().open(metadata_cache_key(series)) as handle:
+            cached: bytes = handle.read()
+        return cached
+    except ObjectNotFound:
+        return json.dumps(series_metadata(series=series, pixel_data_uri=pixel_data_uri)).encode()
 
 
 def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dict[str, Any]]:

@@ -12,8 +12,6 @@ import io
 from pathlib import Path
 
 from django.utils import timezone
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
 from sharing.models import ReleaseAuthorization
 
@@ -55,7 +53,12 @@ def statements(authorization: ReleaseAuthorization) -> list[tuple[str, str]]:
 
 
 class _Document:
+    """fpdf2 is imported on first use: it adds ~50 MB to a process, and web workers that never
+    render an authorization should not carry it."""
+
     def __init__(self) -> None:
+        from fpdf import FPDF
+
         self.pdf = FPDF(format="A4")
         self.pdf.set_auto_page_break(auto=True, margin=15)
         self.pdf.set_margins(18, 16, 18)
@@ -72,15 +75,21 @@ class _Document:
         return value if self.unicode else value.encode("latin-1", "replace").decode("latin-1")
 
     def heading(self, value: str, size: int = 12) -> None:
+        from fpdf.enums import XPos, YPos
+
         self.pdf.set_font(self.family, "B", size)
         self.pdf.ln(2)
         self.pdf.multi_cell(0, 7, self.text(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def paragraph(self, value: str) -> None:
+        from fpdf.enums import XPos, YPos
+
         self.pdf.set_font(self.family, "", 10)
         self.pdf.multi_cell(0, 5, self.text(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def field(self, label: str, value: str) -> None:
+        from fpdf.enums import XPos, YPos
+
         if not value:
             return
         self.pdf.set_font(self.family, "B", 10)

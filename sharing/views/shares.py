@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -42,6 +41,8 @@ def _no_store(response: HttpResponseBase) -> HttpResponseBase:
 
 
 def _qr_data_uri(text: str) -> str:
+    import segno  # on first use: web workers that never make a share need not carry it
+
     svg = segno.make(text, error="m").svg_inline(scale=4, dark="#10212e", light="#ffffff")
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
