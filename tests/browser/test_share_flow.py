@@ -5,6 +5,7 @@ recipient's next frame request answers 410."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from http import HTTPStatus
@@ -65,7 +66,9 @@ def test_a_recipient_opens_a_coded_share_and_loses_it_when_revoked(
     viewer_bundle,
     study: Study,
     settings,
+    caplog,
 ):
+    caplog.set_level(logging.DEBUG)  # every logger, every thread (the live server's too)
     settings.LIGHTBOX_SHARE_MAX_FAILURES = 3
     patient_page = new_context().new_page()
     login(patient_page, "jane@example.com")
@@ -132,4 +135,9 @@ def test_a_recipient_opens_a_coded_share_and_loses_it_when_revoked(
     )
     assert frame.status == HTTPStatus.GONE
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SHARE_LOCK).count() == 1
+    # Nothing the whole run logged (requests, 4xx warnings, tasks) carries a token.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    tokens = [url.rsplit("/", 1)[1] for url in (locked_link, link, download_link)]
+    assert "/s/[token]" in logged
+    assert [token for token in tokens if token in logged] == []
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SHARE_REVOKE).count() == 1

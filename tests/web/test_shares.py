@@ -469,3 +469,67 @@ def test_the_check_form_needs_its_csrf_token_even_with_a_null_origin(jane, study
 
     assert forged.status_code == HTTPStatus.FORBIDDEN
     assert genuine.status_code == HTTPStatus.FOUND
+
+
+def test_a_short_lived_share_answers_410_everywhere_once_it_expires_on_a_live_server(
+    jane, study_x, live_server
+):
+    import http.cookiejar
+    import time as clock
+    import urllib.error
+    import urllib.request
+
+    created = make_share(jane, [study_x], expires_at=timezone.now() + datetime.timedelta(seconds=3))
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    landing = opener.open(f"{live_server.url}/s/{created.token}")
+    csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
+    form = f"answer={created.code}&csrfmiddlewaretoken={csrf}".encode()
+    request = urllib.request.Request(
+        f"{live_server.url}/s/{created.token}", data=form, headers={"Origin": "null"}
+    )
+    opened = opener.open(request)  # follows the redirect to /s/
+    urls = sub_resources(study_x)
+
+    def status(name: str, url: str) -> int:
+        headers = {"Accept": ACCEPT.get(name, "application/dicom+json, text/html, */*")}
+        try:
+            with opener.open(urllib.request.Request(live_server.url + url, headers=headers)) as response:
+                response.read()
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert landing.status == HTTPStatus.OK
+    assert opened.geturl() == f"{live_server.url}/s/"
+    assert status("frames", urls["frames"]) == HTTPStatus.OK
+    clock.sleep(max(0.0, (created.share.expires_at - timezone.now()).total_seconds()) + 0.2)
+    assert {name: status(name, url) for name, url in urls.items()} == dict.fromkeys(urls, HTTPStatus.GONE)
+
+
+def test_gunicorns_access_log_line_has_no_token():
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config  # type: ignore[import-untyped]
+
+    from sharing.logging import RedactingGunicornLogger
+
+    token = "Q" * 32
+    logger = RedactingGunicornLogger(Config())
+    response = SimpleNamespace(status="200 OK", sent=10, headers=[], response_length=10)
+    request = SimpleNamespace(
+        headers=[], method="GET", path=f"/s/{token}", query="", version=(1, 1), uri=f"/s/{token}"
+    )
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/s/{token}",
+        "PATH_INFO": f"/s/{token}",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_REFERER": f"http://x/s/{token}",
+    }
+    atoms = logger.atoms(response, request, environ, datetime.timedelta(seconds=0.01))
+
+    assert token not in " ".join(str(value) for value in atoms.values())
+    assert "/s/[token]" in atoms["r"]
