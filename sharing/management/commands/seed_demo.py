@@ -19,7 +19,7 @@ from django.db import transaction
 
 from sharing.dicom.scu import send_files
 from sharing.dicom.synthetic import SyntheticPatient, cr_image, demo_studies, write_study
-from sharing.models import Patient, User
+from sharing.models import Facility, PacsNode, Patient, User
 from sharing.scp.server import make_server
 
 DEMO_PATIENT = SyntheticPatient(
@@ -46,6 +46,7 @@ class Command(BaseCommand):
         if patient.user_id is None:
             patient.user = patient_user
             patient.save(update_fields=["user", "updated_at"])
+        self._demo_facility()
         if patient.studies.exists():
             self.stdout.write("Demo studies already present; nothing sent.")
             return
@@ -67,6 +68,29 @@ class Command(BaseCommand):
         finally:
             server.shutdown()
         self.stdout.write(self.style.SUCCESS("Demo data received through the Storage SCP."))
+
+    def _demo_facility(self) -> None:
+        """The facility patients pick on a release request, with the demo PACS if one is named
+        (``LIGHTBOX_DEMO_PACS=AE@host:port``; docker/compose.yml names its Orthanc)."""
+        pacs = None
+        spec = os.environ.get("LIGHTBOX_DEMO_PACS", "")
+        if spec:
+            try:
+                ae_title, address = spec.split("@", 1)
+                host, port = address.rsplit(":", 1)
+                pacs, _ = PacsNode.objects.get_or_create(
+                    name="Demo PACS", defaults={"ae_title": ae_title, "host": host, "port": int(port)}
+                )
+            except ValueError as exc:
+                raise CommandError(f"LIGHTBOX_DEMO_PACS must look like AE@host:port, not {spec!r}") from exc
+        Facility.objects.get_or_create(
+            name="Lightbox Demo Hospital",
+            defaults={
+                "issuer": DEMO_PATIENT.issuer,
+                "pacs": pacs,
+                "records_contact": "Health Information Management, Lightbox Demo Hospital (records@example.com)",
+            },
+        )
 
 
 @transaction.atomic
