@@ -269,14 +269,22 @@ def _share_audit(
     outcome: AuditEvent.Outcome = AuditEvent.Outcome.SUCCESS,
     detail: dict[str, object] | None = None,
     actor: User | None = None,
+    by_lightbox: bool = False,
 ) -> None:
-    """One event per shared study, so each patient's and each study's history shows it."""
+    """One event per shared study, so each patient's and each study's history shows it. The actor
+    is the user who acted, Lightbox itself (expiry), or else whoever holds the link."""
+    if actor is not None:
+        kind, label = AuditEvent.ActorKind.USER, ""
+    elif by_lightbox:
+        kind, label = AuditEvent.ActorKind.SYSTEM, "Lightbox"
+    else:
+        kind, label = AuditEvent.ActorKind.SHARE, f"Share: {share.label}"
     for study in share.studies.select_related("patient"):
         audit_record(
             action=action,
-            actor_kind=AuditEvent.ActorKind.USER if actor else AuditEvent.ActorKind.SHARE,
+            actor_kind=kind,
             actor_user=actor,
-            actor_label="" if actor else f"Share: {share.label}",
+            actor_label=label,
             remote_addr=remote_addr,
             user_agent=user_agent,
             share=share,
@@ -390,6 +398,7 @@ def shares_expire_sweep(*, now: datetime.datetime | None = None) -> int:
                 share,
                 AuditEvent.Action.SHARE_EXPIRE,
                 remote_addr=None,
+                by_lightbox=True,
                 detail={"share": share.pk, "expired_at": share.expires_at.isoformat()},
             )
         count += 1

@@ -260,4 +260,5 @@ def test_it_expires_on_time_and_the_expiry_is_audited_once(jane, study):
         assert not share_open(share=created.share, remote_addr=None)
         assert shares_expire_sweep() == 1
         assert shares_expire_sweep() == 0
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.SHARE_EXPIRE).count() == 1
+    expired = AuditEvent.objects.get(action=AuditEvent.Action.SHARE_EXPIRE)
+    assert expired.actor_kind == AuditEvent.ActorKind.SYSTEM
