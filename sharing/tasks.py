@@ -68,3 +68,11 @@ def pacs_retrieve(job_id: int) -> None:
     from sharing.services.pacs import retrieve_run
 
     retrieve_run(job_id)
+
+
+@retrying_task
+def retrievals_stalled() -> None:
+    """Fail retrieves whose worker died mid-move, so they do not show "retrieving" forever."""
+    from sharing.services.pacs import retrievals_fail_stalled
+
+    retrievals_fail_stalled()

@@ -140,6 +140,7 @@ CELERY_BEAT_SCHEDULE = {
     "studies-mark-complete": {"task": "sharing.tasks.studies_mark_complete", "schedule": 15.0},
     "index-stragglers": {"task": "sharing.tasks.index_stragglers", "schedule": 60.0},
     "shares-expire": {"task": "sharing.tasks.shares_expire", "schedule": 60.0},
+    "retrievals-stalled": {"task": "sharing.tasks.retrievals_stalled", "schedule": 600.0},
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------

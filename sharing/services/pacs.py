@@ -207,6 +207,32 @@ def retrieve_run(job_id: int) -> RetrieveJob | None:
     return job
 
 
+# The task's hard time limit is an hour from its start; a job still "running" this long after it
+# was created lost its worker (killed, or the machine went away) and will never finish.
+RETRIEVE_STALLED_AFTER = datetime.timedelta(hours=3)
+
+
+def retrievals_fail_stalled(*, now: datetime.datetime | None = None) -> int:
+    """Mark retrieves whose worker died as failed, so staff see it and can retry. Idempotent."""
+    now = now or timezone.now()
+    stalled = RetrieveJob.objects.filter(status=Status.RUNNING, created_at__lt=now - RETRIEVE_STALLED_AFTER)
+    count = 0
+    for job in stalled.select_related("pacs", "authorization", "requested_by"):
+        result = MoveResult(
+            outcome=MoveOutcome.FAILED,
+            status=None,
+            message="The retrieve stopped without finishing (its worker went away). Retrieve again.",
+            completed=job.completed,
+            failed=job.failed,
+            warning=job.warning,
+        )
+        with transaction.atomic():
+            if RetrieveJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists():
+                _retrieve_finish(job, result)
+                count += 1
+    return count
+
+
 class _ProgressSaver:
     """The C-MOVE progress callback: saves the counters, at most every PROGRESS_INTERVAL."""
 

@@ -327,3 +327,40 @@ def test_attach_adds_the_study_to_every_request_it_was_retrieved_for_once(staff,
     assert list(first.studies.all()) == [study]
     assert list(second.studies.all()) == [study]
     assert not unrelated.studies.exists()
+
+
+def test_a_retrieve_whose_worker_died_is_failed_after_a_while(staff):
+    from sharing.services.pacs import RETRIEVE_STALLED_AFTER, retrievals_fail_stalled
+
+    node = down_node()
+    now = timezone.now()
+
+    def job(status: str, age: datetime.timedelta) -> RetrieveJob:
+        return RetrieveJob.objects.create(
+            pacs=node,
+            study_instance_uid="1.2.3",
+            requested_by=staff,
+            status=status,
+            completed=7,
+            created_at=now - age,
+        )
+
+    stalled = job(RetrieveJob.Status.RUNNING, RETRIEVE_STALLED_AFTER + datetime.timedelta(minutes=1))
+    running = job(RetrieveJob.Status.RUNNING, datetime.timedelta(minutes=20))
+    done = job(RetrieveJob.Status.DONE, RETRIEVE_STALLED_AFTER * 2)
+
+    assert retrievals_fail_stalled(now=now) == 1
+    assert retrievals_fail_stalled(now=now) == 0
+    stalled.refresh_from_db()
+    assert stalled.status == RetrieveJob.Status.FAILED
+    assert stalled.completed == 7
+    assert "Retrieve again" in stalled.message
+    assert stalled.finished_at is not None
+    assert RetrieveJob.objects.get(pk=running.pk).status == RetrieveJob.Status.RUNNING
+    assert RetrieveJob.objects.get(pk=done.pk).status == RetrieveJob.Status.DONE
+    assert (
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.PACS_RETRIEVE, outcome=AuditEvent.Outcome.SERIOUS_FAILURE
+        ).count()
+        == 1
+    )
