@@ -153,6 +153,37 @@ def test_measurement_tools_can_be_picked(
     page.mouse.up()
     expect(page.locator("[data-viewport] svg text").first).to_contain_text("mm")
 
+    # An angle: three clicks (vertex in the middle), and its value in degrees.
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_role("button", name="Measure an angle").click()
+    expect(page.get_by_role("button", name="Measure an angle")).to_have_attribute("aria-pressed", "true")
+    for dx, dy in ((-60, -40), (0, 20), (60, -40)):
+        page.mouse.click(x + dx, y + dy)
+    expect(page.locator("[data-viewport] svg text").first).to_contain_text("°")
+
+    watcher.assert_clean()
+
+
+def test_dragging_changes_window_and_level(
+    page: Page, watch: Callable[[Page], PageWatch], login, viewer_bundle, study
+):
+    watcher = watch(page)
+    open_viewer(page, login, study, series_of(study, "CT"))
+    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
+    page.get_by_role("button", name="Brightness and contrast (window/level)").click()
+    before_wl = page.locator("[data-overlay-wl]").inner_text()
+    before_pixels = canvas_stats(page)["sum"]
+
+    box = page.locator("[data-viewport]").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y + 80, steps=8)
+    page.mouse.up()
+
+    expect(page.locator("[data-overlay-wl]")).not_to_have_text(before_wl)
+    assert canvas_stats(page)["sum"] != before_pixels, "the drawn pixels change with the window"
     watcher.assert_clean()
 
 
