@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from django.core.cache import cache
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from sharing.dicom.dicomjson import bulk_data_value, instance_json
@@ -45,20 +46,23 @@ def series_in_scope(
     )
 
 
+def _instances_in_scope(
+    scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+) -> QuerySet[Instance]:
+    return Instance.objects.filter(
+        sop_instance_uid=sop_instance_uid,
+        state=Instance.State.INDEXED,
+        series__series_instance_uid=series_instance_uid,
+        series__study__study_instance_uid=study_instance_uid,
+        series__study__in=scope.studies(),
+    )
+
+
 def instance_in_scope(
     *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
 ) -> Instance | None:
-    return (
-        Instance.objects.filter(
-            sop_instance_uid=sop_instance_uid,
-            state=Instance.State.INDEXED,
-            series__series_instance_uid=series_instance_uid,
-            series__study__study_instance_uid=study_instance_uid,
-            series__study__in=scope.studies(),
-        )
-        .select_related("series__study__patient")
-        .first()
-    )
+    instances = _instances_in_scope(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    return instances.select_related("series__study__patient").first()
 
 
 # A viewer fetches every frame of a series one request at a time, so the access check for an
@@ -92,17 +96,8 @@ def instance_for_frames(
         and cached.series_instance_uid == series_instance_uid
     ):
         return cached
-    instance = (
-        Instance.objects.filter(
-            sop_instance_uid=sop_instance_uid,
-            state=Instance.State.INDEXED,
-            series__series_instance_uid=series_instance_uid,
-            series__study__study_instance_uid=study_instance_uid,
-            series__study__in=scope.studies(),
-        )
-        .only(*_FRAME_FIELDS)
-        .first()
-    )
+    instances = _instances_in_scope(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+    instance = instances.only(*_FRAME_FIELDS).first()
     if instance is not None:
         cache.set(key, instance, FRAME_ACCESS_SECONDS)
     return instance

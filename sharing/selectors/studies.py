@@ -37,17 +37,12 @@ def studies_awaiting_reconciliation(*, user: User) -> QuerySet[Study]:
     )
 
 
-def studies_for_download(*, user: User, study_uids: Sequence[str]) -> list[Study]:
-    """The studies asked for, in that order, if the user may have every one of them.
-
-    Patients get their own studies; records staff and administrators any study. A study that is
-    not theirs answers exactly like one that does not exist (404), so nothing leaks about it.
-    """
-    return studies_for_download_in(visible=studies_visible_to(user), study_uids=study_uids)
-
-
 def studies_for_download_in(*, visible: QuerySet[Study], study_uids: Sequence[str]) -> list[Study]:
-    """As ``studies_for_download``, within a viewer's scope."""
+    """The studies asked for, in that order, if the viewer may have every one of them.
+
+    A study outside ``visible`` answers exactly like one that does not exist (404), so nothing
+    leaks about it.
+    """
     wanted = list(dict.fromkeys(study_uids))
     if not wanted:
         raise Http404("no study")
@@ -110,12 +105,6 @@ def study_modalities_for_user(*, user: User) -> list[str]:
     return list(values)
 
 
-def study_get_for_user(*, user: User, study_instance_uid: str) -> Study:
-    """One study with its series in order, if the user may see it; 404 otherwise (mine or missing
-    look the same)."""
-    return study_get_in(visible=studies_visible_to(user), study_instance_uid=study_instance_uid)
-
-
 def study_get_in(*, visible: QuerySet[Study], study_instance_uid: str) -> Study:
     """One study of a viewer's scope (``visible``: a user's studies, or a share's), or 404."""
     study = (
@@ -127,15 +116,6 @@ def study_get_in(*, visible: QuerySet[Study], study_instance_uid: str) -> Study:
     if study is None:
         raise Http404("no such study")
     return study
-
-
-def series_get_for_user(*, user: User, study_instance_uid: str, series_instance_uid: str) -> Series:
-    """One series of a study the user may see; 404 otherwise."""
-    return series_get_in(
-        visible=studies_visible_to(user),
-        study_instance_uid=study_instance_uid,
-        series_instance_uid=series_instance_uid,
-    )
 
 
 def series_get_in(*, visible: QuerySet[Study], study_instance_uid: str, series_instance_uid: str) -> Series:
@@ -163,21 +143,12 @@ def _report_instances() -> QuerySet[Instance]:
 def study_reports(*, study: Study) -> list[Instance]:
     """The study's structured reports and PDF reports, in series and instance order.
 
-    The study must come from an access-checked selector (``study_get_for_user``).
+    The study must come from an access-checked selector (``study_get_in``).
     """
     return list(
         _report_instances()
         .filter(series__study=study)
         .order_by("series__series_number", "series__pk", "instance_number", "pk")
-    )
-
-
-def report_pdf_get_for_user(*, user: User, study_instance_uid: str, sop_instance_uid: str) -> Instance:
-    """An encapsulated PDF instance of a study the user may see; 404 otherwise."""
-    return report_pdf_get_in(
-        visible=studies_visible_to(user),
-        study_instance_uid=study_instance_uid,
-        sop_instance_uid=sop_instance_uid,
     )
 
 

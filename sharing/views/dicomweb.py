@@ -38,6 +38,7 @@ from sharing.dicomweb.scope import (
 from sharing.models import AuditEvent, Instance, Series
 from sharing.storage import ObjectNotFound
 from sharing.views import stow
+from sharing.views.scoped import dicomweb_root
 
 DICOM_JSON = "application/dicom+json"
 CACHE_PRIVATE = "private, max-age=3600"
@@ -124,11 +125,6 @@ def _url_for(request: HttpRequest, scope: ViewerScope) -> qido.UrlFor:
         return request.build_absolute_uri(reverse(scope.url_namespace + name, args=args))
 
     return url_for
-
-
-def _dicomweb_root(namespace: str) -> str:
-    """The path DICOMweb lives under for a URL namespace: /dicomweb, or the share's own root."""
-    return reverse(namespace + "stow").removesuffix("/studies")
 
 
 def _json(
@@ -256,7 +252,7 @@ def _metadata(
     # The cached text carries paths under the signed-in viewer's root; every BulkDataURI (pixel
     # data, and large binaries in any sequence) becomes absolute, under this viewer's root.
     base = request.build_absolute_uri("/").rstrip("/")
-    default_root, root = _dicomweb_root(""), _dicomweb_root(scope.url_namespace)
+    default_root, root = dicomweb_root(""), dicomweb_root(scope.url_namespace)
     arrays = [wado.series_metadata_text(series=one, pixel_data_uri=wado.frames_path) for one in series]
     items = [text.strip()[1:-1].strip() for text in arrays]
     body = b"[" + b",".join(item for item in items if item) + b"]"

@@ -15,11 +15,17 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.urls import reverse
 
 from sharing.dicomweb.scope import NoViewer, ShareGone, ViewerScope, share_scope_for, user_scope_for
 
 ScopedView = Callable[..., HttpResponseBase]
 View = Callable[..., HttpResponseBase]
+
+
+def dicomweb_root(url_namespace: str = "") -> str:
+    """Where DICOMweb lives for a viewer: "/dicomweb" for users, "/s/dicomweb" with "share:"."""
+    return reverse(f"{url_namespace}stow").removesuffix("/studies")
 
 
 def share_headers(response: HttpResponseBase) -> HttpResponseBase:

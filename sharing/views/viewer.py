@@ -10,13 +10,9 @@ from django.urls import reverse
 from sharing.dicomweb.scope import ViewerScope, user_agent_of
 from sharing.models import AuditEvent
 from sharing.selectors import study_get_in
+from sharing.views.scoped import dicomweb_root
 
 VIEWER_TEMPLATE = "sharing/viewer.html"
-
-
-def dicomweb_root(url_namespace: str = "") -> str:
-    """Where the viewer finds DICOMweb: "/dicomweb" for users, "/s/dicomweb" with "share:"."""
-    return reverse(f"{url_namespace}stow").removesuffix("/studies")
 
 
 def study_viewer(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponse:
