@@ -9,6 +9,9 @@ locked share stops at once (``ShareGone``).
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,8 +25,9 @@ from sharing.selectors import studies_visible_to
 from sharing.services.audit import access_record, audit_record
 
 SHARE_SESSION_KEY = "lightbox_share"
-# Frames are audited once per viewer, series and this window, not once per frame.
-FRAMES_SUMMARY_SECONDS = 30 * 60
+# What a viewer's software repeats (frames of a series, the same search) is audited once per
+# viewer and this window, not once per request.
+SUMMARY_SECONDS = 30 * 60
 SHARE_SESSION_SECONDS = 12 * 3600
 
 
@@ -221,6 +225,27 @@ def viewer_scope_for(request: HttpRequest) -> ViewerScope:
     return user_scope_for(request)
 
 
+def _record_once(
+    scope: ViewerScope,
+    what: str,
+    *,
+    action: AuditEvent.Action,
+    study_instance_uid: str,
+    remote_addr: str | None,
+    user_agent: str,
+    detail: dict[str, Any],
+) -> None:
+    """Audit ``what`` for this viewer unless it was audited within the summary window."""
+    if cache.add(f"lightbox:audited:{scope.summary_key()}:{what}", 1, timeout=SUMMARY_SECONDS):
+        scope.record_access(
+            action=action,
+            remote_addr=remote_addr,
+            study_instance_uid=study_instance_uid,
+            user_agent=user_agent,
+            detail=detail,
+        )
+
+
 def frames_record(
     scope: ViewerScope,
     *,
@@ -230,12 +255,40 @@ def frames_record(
     user_agent: str,
 ) -> None:
     """Audit a viewer's frames once per series and half hour, not once per frame."""
-    key = f"lightbox:frames-audited:{scope.summary_key()}:{series_instance_uid}"
-    if cache.add(key, 1, timeout=FRAMES_SUMMARY_SECONDS):
-        scope.record_access(
-            action=AuditEvent.Action.FRAMES,
-            remote_addr=remote_addr,
-            study_instance_uid=study_instance_uid,
-            user_agent=user_agent,
-            detail={"series_instance_uid": series_instance_uid},
-        )
+    _record_once(
+        scope,
+        f"frames:{series_instance_uid}",
+        action=AuditEvent.Action.FRAMES,
+        study_instance_uid=study_instance_uid,
+        remote_addr=remote_addr,
+        user_agent=user_agent,
+        detail={"series_instance_uid": series_instance_uid},
+    )
+
+
+def search_record(
+    scope: ViewerScope,
+    *,
+    path: str,
+    query: Mapping[str, Sequence[str]],
+    detail: dict[str, Any],
+    study_instance_uid: str,
+    remote_addr: str | None,
+    user_agent: str,
+) -> None:
+    """Audit a QIDO search once per viewer, search and half hour.
+
+    A viewer repeats its searches (every page load asks for the study's series again); the first
+    of a run of identical searches is recorded, with its criteria. A different search, or the same
+    one from another viewer, is recorded as it comes.
+    """
+    criteria = json.dumps([path, sorted((k, list(v)) for k, v in query.items())])
+    _record_once(
+        scope,
+        "search:" + hashlib.sha256(criteria.encode()).hexdigest()[:32],
+        action=AuditEvent.Action.QUERY,
+        study_instance_uid=study_instance_uid,
+        remote_addr=remote_addr,
+        user_agent=user_agent,
+        detail=detail,
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.http import (
     HttpRequest,
@@ -32,6 +33,7 @@ from sharing.dicomweb.scope import (
     ShareGone,
     ViewerScope,
     frames_record,
+    search_record,
     user_agent_of,
     viewer_scope_for,
 )
@@ -180,11 +182,14 @@ def _search(
     except qido.QueryError as exc:
         return _error(HTTPStatus.BAD_REQUEST, "bad query", str(exc))
     keys = sorted(k for k in request.GET if k not in ("includefield", "fuzzymatching"))
-    scope.record_access(
-        action=AuditEvent.Action.QUERY,
-        remote_addr=_remote_addr(request),
-        study_instance_uid=uid,
+    search_record(
+        scope,
+        path=request.path_info,
+        query=dict(request.GET.lists()),
         detail={"dicomweb": level, "keys": keys, "results": len(results)},
+        study_instance_uid=uid,
+        remote_addr=_remote_addr(request),
+        user_agent=user_agent_of(request),
     )
     return _json(request, results, cache_control=CACHE_SEARCH)
 
@@ -300,21 +305,38 @@ def series_metadata(
 # --- WADO-RS instances ---------------------------------------------------------------------------
 
 
-def _multipart(
-    parts: Iterable[tuple[str, Callable[[], Iterator[bytes]]]], *, type_params: str, etag: str
-) -> StreamingHttpResponse:
+class Part(NamedTuple):
+    """One body part of a multipart/related response; ``size`` in bytes when known beforehand."""
+
+    content_type: str
+    chunks: Callable[[], Iterator[bytes]]
+    size: int | None = None
+
+
+def _multipart(parts: Sequence[Part], *, type_params: str, etag: str) -> StreamingHttpResponse:
+    """Stream ``parts`` as multipart/related.
+
+    When every part's size is known (frames, whose byte ranges the layout holds), the response
+    carries a Content-Length, so it is sent as it is rather than in chunked encoding.
+    """
     boundary = secrets.token_hex(16)
+    heads = [f"--{boundary}\r\nContent-Type: {part.content_type}\r\n\r\n".encode() for part in parts]
+    closing = f"--{boundary}--\r\n".encode()
 
     def body() -> Iterator[bytes]:
-        for content_type, chunks in parts:
-            yield f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
-            yield from chunks()
+        for head, part in zip(heads, parts, strict=True):
+            yield head
+            yield from part.chunks()
             yield b"\r\n"
-        yield f"--{boundary}--\r\n".encode()
+        yield closing
 
     response = StreamingHttpResponse(
         body(), content_type=f"multipart/related; {type_params}; boundary={boundary}"
     )
+    sizes = [part.size for part in parts]
+    if all(size is not None for size in sizes):
+        framing = sum(len(head) + 2 for head in heads) + len(closing)
+        response["Content-Length"] = str(framing + sum(size or 0 for size in sizes))
     _phi_headers(response, cache_control=CACHE_PRIVATE, etag=etag)
     return response
 
@@ -328,9 +350,9 @@ def _retrieve(request: HttpRequest, instances: list[Instance]) -> HttpResponseBa
                 "in their stored transfer syntax (transfer-syntax=* or the stored one)"
             )
     parts = [
-        (
+        Part(
             f"application/dicom; transfer-syntax={instance.transfer_syntax_uid}",
-            lambda instance=instance: wado.instance_bytes(instance),
+            partial(wado.instance_bytes, instance),
         )
         for instance in instances
     ]
@@ -436,7 +458,14 @@ def retrieve_frames(
         media_type = f"{layout.media_type}; transfer-syntax={layout.transfer_syntax_uid}"
         if not layout.encapsulated:
             media_type = f"application/octet-stream; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
-        parts = [(media_type, lambda n=n: wado.stored_frame(instance, layout, n)) for n in numbers]
+        parts = [
+            Part(
+                media_type,
+                partial(wado.stored_frame, instance, layout, n),
+                sum(end - start for start, end in layout.frames[n - 1]),
+            )
+            for n in numbers
+        ]
         return _multipart(parts, type_params=f'type="{media_type.split(";")[0]}"', etag=etag)
     if choice == "decoded":
         try:
@@ -444,7 +473,7 @@ def retrieve_frames(
         except FrameError:
             return _not_acceptable("this frame cannot be decoded; ask for its stored transfer syntax")
         media_type = f"application/octet-stream; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
-        decoded_parts = [(media_type, lambda data=data: iter([data])) for data in decoded]
+        decoded_parts = [Part(media_type, partial(iter, [data]), len(data)) for data in decoded]
         return _multipart(decoded_parts, type_params='type="application/octet-stream"', etag=etag)
     if not layout.locatable:
         return _not_acceptable(
@@ -485,7 +514,7 @@ def retrieve_bulk_data(
         detail={"dicomweb": "bulkdata", "series": series_instance_uid, "tag_path": tag_path},
     )
     etag = f"{instance.object_key}:{instance.sha256}:bulkdata={tag_path}"
-    parts = [("application/octet-stream", lambda: iter([data]))]
+    parts = [Part("application/octet-stream", partial(iter, [data]), len(data))]
     return _multipart(parts, type_params='type="application/octet-stream"', etag=etag)
 
 

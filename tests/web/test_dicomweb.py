@@ -124,6 +124,11 @@ def test_the_owner_searches_their_studies_with_the_standard_attributes(client, j
         ("00100020=MRN-1001&limit=1", ["rle"]),
         ("PatientName=DOE*&limit=1&offset=1", ["ct"]),
         ("PatientName=ROE*", []),
+        ("PatientName=doe%5Ej*", ["rle", "ct"]),
+        ("PatientName=D?E*", ["rle", "ct"]),
+        ("PatientName=*JANE", ["rle", "ct"]),
+        ("PatientName=DOE%25*", []),
+        ("AccessionNumber=*", ["rle", "ct"]),
         ("includefield=all&fuzzymatching=false", ["rle", "ct"]),
     ],
 )
@@ -135,6 +140,15 @@ def test_study_searches_filter(client, jane, janes_ct, janes_rle, query, expecte
 
     assert response.status_code == HTTPStatus.OK
     assert [values(s, "0020000D")[0] for s in response.json()] == [uids[n] for n in expected]
+
+
+def test_a_name_prefix_search_has_an_index_on_postgresql(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the index is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'patient_name_upper_prefix'")
+        (definition,) = cursor.fetchone()
+    assert "upper((name)::text) text_pattern_ops" in definition
 
 
 def test_a_filter_by_uid_finds_exactly_that_study(client, jane, janes_ct, janes_rle):
@@ -190,6 +204,23 @@ def test_series_and_instances_are_searched_within_the_study(client, jane, janes_
     assert (
         AuditEvent.objects.filter(action=AuditEvent.Action.QUERY, study_instance_uid=study_uid).count() == 4
     )
+
+
+def test_a_repeated_search_is_audited_once_per_viewer(client, jane, staff, janes_ct):
+    url = reverse("stow")
+    client.force_login(jane)
+    for _ in range(3):
+        client.get(url, {"ModalitiesInStudy": "CT"})
+    client.get(url, {"ModalitiesInStudy": "MR"})
+    client.force_login(staff)
+    client.get(url, {"ModalitiesInStudy": "CT"})
+
+    searches = AuditEvent.objects.filter(action=AuditEvent.Action.QUERY).order_by("pk")
+    assert [(event.actor_user, event.detail["results"]) for event in searches] == [
+        (jane, 1),
+        (jane, 0),
+        (staff, 1),
+    ]
 
 
 def test_metadata_holds_the_headers_and_points_at_the_frames(client, jane, janes_ct, ct, object_store):
