@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django import forms
@@ -81,7 +82,21 @@ class LibraryFilterForm(forms.Form):
 def library(request: HttpRequest) -> HttpResponse:
     """The signed-in patient's studies as cards, filtered by date and modality, 24 a page."""
     user = _user(request)
-    form = LibraryFilterForm(request.GET or None, modalities=study_modalities_for_user(user=user))
+    number = request.GET.get("page", "")
+    first_page = not number.isdigit() or int(number) <= 1
+    filtering = any(request.GET.get(name) for name in LibraryFilterForm.base_fields)
+    # Most libraries fit on one page. Its rows are then the whole library: the filter's
+    # modalities come from them, and nothing needs counting.
+    rows = None
+    if first_page and not filtering:
+        rows = list(study_library_for_user(user=user)[: PAGE_SIZE + 1])
+    whole = rows if rows is not None and len(rows) <= PAGE_SIZE else None
+    modalities = (
+        sorted({m for study in whole for m in study.modality_list})
+        if whole is not None
+        else study_modalities_for_user(user=user)
+    )
+    form = LibraryFilterForm(request.GET or None, modalities=modalities)
     filters: dict[str, Any] = {}
     if form.is_bound and form.is_valid():
         filters = {
@@ -89,9 +104,14 @@ def library(request: HttpRequest) -> HttpResponse:
             "date_to": form.cleaned_data["date_to"],
             "modality": form.cleaned_data["modality"],
         }
-    page = Paginator(study_library_for_user(user=user, **filters), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    studies = study_library_for_user(user=user, **filters)
+    if first_page:
+        if rows is None:
+            rows = list(studies[: PAGE_SIZE + 1])
+        count = len(rows) if len(rows) <= PAGE_SIZE else studies.count()
+        page = _CountedPaginator(rows, PAGE_SIZE, count=count).page(1)
+    else:
+        page = Paginator(studies, PAGE_SIZE).get_page(number)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -107,6 +127,18 @@ def library(request: HttpRequest) -> HttpResponse:
             "new_since": timezone.now() - NEW_FOR,
         },
     )
+
+
+class _CountedPaginator(Paginator[Study]):
+    """Pages of rows already fetched, with the total counted separately (or not at all)."""
+
+    def __init__(self, rows: list[Study], per_page: int, *, count: int) -> None:
+        super().__init__(rows, per_page)
+        self._count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._count
 
 
 @dataclass(frozen=True)

@@ -292,19 +292,39 @@ def test_the_library_is_paginated_by_24(client, jane):
 
 def test_the_library_costs_the_same_queries_whatever_its_length(client, jane):
     linked = Patient.objects.get(user=jane)
-    quick_study(linked, "4.1")
-    quick_study(linked, "4.2", modality="MR")
+    for index in range(60):
+        quick_study(linked, f"4.{index}", modality="MR" if index % 2 else "CT")
     client.force_login(jane)
     client.get(reverse("home"))  # the first request of a session starts its clocks (sharing.middleware)
-    with CaptureQueriesContext(connection) as few:
-        client.get(reverse("home"))
-    for index in range(3, 31):
+
+    def queries(**params: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(reverse("home"), params)
+        assert response.status_code == HTTPStatus.OK
+        return len(captured)
+
+    before = {"first": queries(), "second": queries(page="2"), "filtered": queries(modality="CT")}
+    for index in range(60, 120):
         quick_study(linked, f"4.{index}")
-    with CaptureQueriesContext(connection) as many:
+    after = {"first": queries(), "second": queries(page="2"), "filtered": queries(modality="CT")}
+
+    assert after == before
+
+
+def test_a_library_that_fits_one_page_is_read_in_one_query_with_its_thumbnails(client, jane):
+    linked = Patient.objects.get(user=jane)
+    quick_study(linked, "6.1")
+    quick_study(linked, "6.2", modality="MR")
+    client.force_login(jane)
+    client.get(reverse("home"))
+
+    with CaptureQueriesContext(connection) as captured:
         response = client.get(reverse("home"))
 
-    assert len(response.context["studies"]) == 24
-    assert len(many) == len(few)
+    # The user, the studies, their thumbnail series: no count, no separate list of modalities.
+    assert len(captured) == 3
+    assert {"CT", "MR"} <= {value for value, _ in response.context["form"].fields["modality"].choices}
+    assert b"Page 1 of" not in response.content
 
 
 def test_dicom_text_with_markup_is_escaped_on_both_pages(client, tmp_path, jane):
