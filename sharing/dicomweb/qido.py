@@ -66,10 +66,20 @@ def _wildcard(value: str) -> Q | str:
     return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value) + "$"
 
 
+def _prefix(value: str) -> str | None:
+    """``ABC*`` → ``ABC``: a pattern that only fixes the start, which an index can answer."""
+    head = value[:-1]
+    if value.endswith("*") and head and "*" not in head and "?" not in head:
+        return head
+    return None
+
+
 def _text_filter(field: str, value: str) -> Q:
     pattern = _wildcard(value)
     if pattern == value:
         return Q(**{field: value})
+    if (prefix := _prefix(value)) is not None:
+        return Q(**{f"{field}__startswith": prefix})
     return Q(**{f"{field}__regex": pattern})
 
 
@@ -77,6 +87,9 @@ def _name_filter(field: str, value: str) -> Q:
     pattern = _wildcard(value)
     if pattern == value:
         return Q(**{f"{field}__iexact": value})
+    if (prefix := _prefix(value)) is not None:
+        # On PostgreSQL, UPPER(name) LIKE 'PREFIX%' uses the index of migration 0005.
+        return Q(**{f"{field}__istartswith": prefix})
     return Q(**{f"{field}__iregex": pattern})
 
 
