@@ -170,29 +170,48 @@ def search_studies(
     if "AccessionNumber" in params:
         q &= _text_filter("accession_number", params["AccessionNumber"])
     page = _page(params)
-    found = studies.filter(q).select_related("patient").order_by("-study_date", "-pk")[page]
+    found = studies.filter(q).order_by("-study_date", "-pk").values(*_STUDY_FIELDS)[page]
     return [_study_json(study, url_for) for study in found]
 
 
-def _study_json(study: Study, url_for: UrlFor) -> dict[str, Any]:
-    patient = study.patient
+# What a study's search result shows: read as plain values, with none of the model's other columns.
+_STUDY_FIELDS = (
+    "study_instance_uid",
+    "study_date",
+    "study_time",
+    "accession_number",
+    "modalities",
+    "referring_physician",
+    "description",
+    "study_id",
+    "number_of_series",
+    "number_of_instances",
+    "patient__name",
+    "patient__patient_id",
+    "patient__issuer",
+    "patient__birth_date",
+    "patient__sex",
+)
+
+
+def _study_json(study: dict[str, Any], url_for: UrlFor) -> dict[str, Any]:
     return {
-        "00080020": _element("DA", _da(study.study_date)),
-        "00080030": _element("TM", study.study_time),
-        "00080050": _element("SH", study.accession_number),
-        "00080061": _element("CS", *study.modality_list),
-        "00080090": _element("PN", study.referring_physician),
-        "00081030": _element("LO", study.description),
-        "00081190": _element("UR", url_for("dicomweb-study", study.study_instance_uid)),
-        "00100010": _element("PN", patient.name),
-        "00100020": _element("LO", patient.patient_id),
-        "00100021": _element("LO", patient.issuer),
-        "00100030": _element("DA", _da(patient.birth_date)),
-        "00100040": _element("CS", patient.sex),
-        "0020000D": _element("UI", study.study_instance_uid),
-        "00200010": _element("SH", study.study_id),
-        "00201206": _element("IS", study.number_of_series),
-        "00201208": _element("IS", study.number_of_instances),
+        "00080020": _element("DA", _da(study["study_date"])),
+        "00080030": _element("TM", study["study_time"]),
+        "00080050": _element("SH", study["accession_number"]),
+        "00080061": _element("CS", *(m for m in study["modalities"].split("\\") if m)),
+        "00080090": _element("PN", study["referring_physician"]),
+        "00081030": _element("LO", study["description"]),
+        "00081190": _element("UR", url_for("dicomweb-study", study["study_instance_uid"])),
+        "00100010": _element("PN", study["patient__name"]),
+        "00100020": _element("LO", study["patient__patient_id"]),
+        "00100021": _element("LO", study["patient__issuer"]),
+        "00100030": _element("DA", _da(study["patient__birth_date"])),
+        "00100040": _element("CS", study["patient__sex"]),
+        "0020000D": _element("UI", study["study_instance_uid"]),
+        "00200010": _element("SH", study["study_id"]),
+        "00201206": _element("IS", study["number_of_series"]),
+        "00201208": _element("IS", study["number_of_instances"]),
     }
 
 

@@ -123,8 +123,10 @@ def _phi_headers(
 
 
 def _url_for(request: HttpRequest, scope: ViewerScope) -> qido.UrlFor:
+    origin = request.build_absolute_uri("/").removesuffix("/")  # once, not once per result
+
     def url_for(name: str, *args: str) -> str:
-        return request.build_absolute_uri(reverse(scope.url_namespace + name, args=args))
+        return origin + reverse(scope.url_namespace + name, args=args)
 
     return url_for
 
