@@ -184,8 +184,9 @@ def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dic
     return instances
 
 
-def instance_bytes(instance: Instance) -> Iterator[bytes]:
-    return get_store().iter_bytes(instance.object_key)
+def instance_bytes(instance: Instance, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """The stored file's bytes [start, end)."""
+    return get_store().iter_bytes(instance.object_key, start=start, end=end)
 
 
 def instance_layout(instance: Instance) -> FrameLayout:
@@ -205,11 +206,28 @@ def bulk_data(instance: Instance, tag_path: str) -> bytes:
     return _with_handle(instance, lambda handle: bulk_data_value(handle, tag_path=tag_path))
 
 
-def stored_frame(instance: Instance, layout: FrameLayout, number: int) -> Iterator[bytes]:
-    """Frame `number` (1-based) exactly as stored: native bytes, or its compressed fragments."""
+def stored_frame(
+    instance: Instance, layout: FrameLayout, number: int, start: int = 0, end: int | None = None
+) -> Iterator[bytes]:
+    """Bytes [start, end) of frame `number` (1-based) exactly as stored: native bytes, or its
+    compressed fragments one after another. Only the fragments that overlap are read."""
     store = get_store()
-    for start, end in layout.frames[number - 1]:
-        yield from store.iter_bytes(instance.object_key, start=start, end=end)
+    offset = 0
+    for first, last in layout.frames[number - 1]:
+        low, high = offset, offset + (last - first)
+        offset = high
+        if end is not None and low >= end:
+            break
+        if high <= start:
+            continue
+        stop = high if end is None else min(end, high)
+        yield from store.iter_bytes(
+            instance.object_key, start=first + max(start - low, 0), end=first + stop - low
+        )
+
+
+def stored_frame_size(layout: FrameLayout, number: int) -> int:
+    return sum(last - first for first, last in layout.frames[number - 1])
 
 
 def decoded_frame(instance: Instance, number: int) -> bytes:

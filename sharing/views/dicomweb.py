@@ -7,11 +7,10 @@ outside it answers 404 like one that does not exist, never 403.
 from __future__ import annotations
 
 import hashlib
-import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.http import (
     HttpRequest,
@@ -28,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import EXPLICIT_VR_LITTLE_ENDIAN, FrameError, FrameLayout, Window, parse_window
 from sharing.dicomweb import negotiation, qido, wado
+from sharing.dicomweb.multipart import Part, literal, multipart_response
 from sharing.dicomweb.scope import (
     NoViewer,
     ShareGone,
@@ -97,7 +97,8 @@ def _not_modified_if_current(request: HttpRequest, response: HttpResponseBase) -
     Streaming bodies are generators, so answering 304 costs no read from the object store.
     """
     etag = response.get("ETag")
-    if response.status_code != HTTPStatus.OK or not etag:
+    # A matching If-None-Match wins over Range (RFC 9110 §13.2.2).
+    if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT) or not etag:
         return response
     held = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
     if etag not in held and "*" not in held:
@@ -118,8 +119,13 @@ def _phi_headers(
     response["Vary"] = "Accept, Cookie"
     response["X-Content-Type-Options"] = "nosniff"
     if etag is not None:
-        response["ETag"] = '"' + hashlib.sha256(etag.encode()).hexdigest()[:32] + '"'
+        response["ETag"] = _etag(etag)
     return response
+
+
+def _etag(identity: str) -> str:
+    """A strong ETag for a representation, from what identifies it (object, hash, options)."""
+    return '"' + hashlib.sha256(identity.encode()).hexdigest()[:32] + '"'
 
 
 def _url_for(request: HttpRequest, scope: ViewerScope) -> qido.UrlFor:
@@ -307,40 +313,13 @@ def series_metadata(
 # --- WADO-RS instances ---------------------------------------------------------------------------
 
 
-class Part(NamedTuple):
-    """One body part of a multipart/related response; ``size`` in bytes when known beforehand."""
-
-    content_type: str
-    chunks: Callable[[], Iterator[bytes]]
-    size: int | None = None
-
-
-def _multipart(parts: Sequence[Part], *, type_params: str, etag: str) -> StreamingHttpResponse:
-    """Stream ``parts`` as multipart/related.
-
-    When every part's size is known (frames, whose byte ranges the layout holds), the response
-    carries a Content-Length, so it is sent as it is rather than in chunked encoding.
-    """
-    boundary = secrets.token_hex(16)
-    heads = [f"--{boundary}\r\nContent-Type: {part.content_type}\r\n\r\n".encode() for part in parts]
-    closing = f"--{boundary}--\r\n".encode()
-
-    def body() -> Iterator[bytes]:
-        for head, part in zip(heads, parts, strict=True):
-            yield head
-            yield from part.chunks()
-            yield b"\r\n"
-        yield closing
-
-    response = StreamingHttpResponse(
-        body(), content_type=f"multipart/related; {type_params}; boundary={boundary}"
-    )
-    sizes = [part.size for part in parts]
-    if all(size is not None for size in sizes):
-        framing = sum(len(head) + 2 for head in heads) + len(closing)
-        response["Content-Length"] = str(framing + sum(size or 0 for size in sizes))
-    _phi_headers(response, cache_control=CACHE_PRIVATE, etag=etag)
-    return response
+def _multipart(
+    request: HttpRequest, parts: Sequence[Part], *, type_params: str, etag: str
+) -> HttpResponseBase:
+    response = multipart_response(request, parts, type_params=type_params, etag=_etag(etag))
+    if response.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+        return response
+    return _phi_headers(response, cache_control=CACHE_PRIVATE)
 
 
 def _retrieve(request: HttpRequest, instances: list[Instance]) -> HttpResponseBase:
@@ -355,11 +334,12 @@ def _retrieve(request: HttpRequest, instances: list[Instance]) -> HttpResponseBa
         Part(
             f"application/dicom; transfer-syntax={instance.transfer_syntax_uid}",
             partial(wado.instance_bytes, instance),
+            instance.size_bytes,
         )
         for instance in instances
     ]
     etag = "|".join(f"{instance.object_key}:{instance.sha256}" for instance in instances)
-    return _multipart(parts, type_params='type="application/dicom"', etag=etag)
+    return _multipart(request, parts, type_params='type="application/dicom"', etag=etag)
 
 
 @_scoped
@@ -464,19 +444,19 @@ def retrieve_frames(
             Part(
                 media_type,
                 partial(wado.stored_frame, instance, layout, n),
-                sum(end - start for start, end in layout.frames[n - 1]),
+                wado.stored_frame_size(layout, n),
             )
             for n in numbers
         ]
-        return _multipart(parts, type_params=f'type="{media_type.split(";")[0]}"', etag=etag)
+        return _multipart(request, parts, type_params=f'type="{media_type.split(";")[0]}"', etag=etag)
     if choice == "decoded":
         try:
             decoded = [wado.decoded_frame(instance, n) for n in numbers]
         except FrameError:
             return _not_acceptable("this frame cannot be decoded; ask for its stored transfer syntax")
         media_type = f"application/octet-stream; transfer-syntax={EXPLICIT_VR_LITTLE_ENDIAN}"
-        decoded_parts = [Part(media_type, partial(iter, [data]), len(data)) for data in decoded]
-        return _multipart(decoded_parts, type_params='type="application/octet-stream"', etag=etag)
+        decoded_parts = [Part(media_type, literal(data), len(data)) for data in decoded]
+        return _multipart(request, decoded_parts, type_params='type="application/octet-stream"', etag=etag)
     if not layout.locatable:
         return _not_acceptable(
             "these frames are only sent decoded, as multipart/related; type=application/octet-stream "
@@ -516,8 +496,8 @@ def retrieve_bulk_data(
         detail={"dicomweb": "bulkdata", "series": series_instance_uid, "tag_path": tag_path},
     )
     etag = f"{instance.object_key}:{instance.sha256}:bulkdata={tag_path}"
-    parts = [Part("application/octet-stream", partial(iter, [data]), len(data))]
-    return _multipart(parts, type_params='type="application/octet-stream"', etag=etag)
+    parts = [Part("application/octet-stream", literal(data), len(data))]
+    return _multipart(request, parts, type_params='type="application/octet-stream"', etag=etag)
 
 
 def _rendered(request: HttpRequest, instance: Instance | None, number: int) -> HttpResponseBase:

@@ -316,6 +316,113 @@ def test_an_rle_frame_is_sent_as_stored_or_decoded_on_request(client, jane, jane
     assert decoded_data == rle[1].pixel_array.astype("<u2").tobytes()
 
 
+def test_a_frame_has_a_length_and_the_same_bytes_on_every_request(client, jane, janes_ct, ct):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+
+    first, second = client.get(url), client.get(url)
+
+    body = b"".join(first.streaming_content)
+    assert int(first["Content-Length"]) == len(body)
+    assert first["Accept-Ranges"] == "bytes"
+    assert b"".join(second.streaming_content) == body
+    assert first["ETag"] == second["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("range_header", "expected"),
+    [
+        ("bytes=0-99", slice(0, 100)),
+        ("bytes=100-", slice(100, None)),
+        ("bytes=-50", slice(-50, None)),
+        ("bytes=10-10", slice(10, 11)),
+        ("bytes=200-999999", slice(200, None)),
+    ],
+)
+def test_a_frame_is_sent_in_part_when_asked_for_a_range(client, jane, janes_ct, ct, range_header, expected):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+    whole = b"".join(client.get(url).streaming_content)
+
+    response = client.get(url, headers={"Range": range_header})
+
+    assert response.status_code == HTTPStatus.PARTIAL_CONTENT
+    piece = b"".join(response.streaming_content)
+    start, stop, _ = expected.indices(len(whole))
+    assert piece == whole[start:stop]
+    assert response["Content-Range"] == f"bytes {start}-{stop - 1}/{len(whole)}"
+    assert int(response["Content-Length"]) == stop - start
+    assert response["Cache-Control"].startswith("private")
+
+
+def test_a_range_of_an_rle_frame_spans_its_fragments_exactly(client, jane, janes_rle, rle):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_rle, rle[1], "1")
+    whole = b"".join(client.get(url).streaming_content)
+
+    pieces = [
+        b"".join(client.get(url, headers={"Range": f"bytes={start}-{start + 9}"}).streaming_content)
+        for start in range(0, len(whole), 10)
+    ]
+
+    assert b"".join(pieces) == whole
+
+
+def test_an_instance_download_resumes_where_it_stopped(client, jane, janes_ct, ct):
+    client.force_login(jane)
+    url = instance_url("dicomweb-instance", janes_ct, ct[1])
+    first = client.get(url)
+    whole = b"".join(first.streaming_content)
+
+    rest = client.get(url, headers={"Range": "bytes=1000-", "If-Range": first["ETag"]})
+
+    assert rest.status_code == HTTPStatus.PARTIAL_CONTENT
+    assert whole[:1000] + b"".join(rest.streaming_content) == whole
+
+
+def test_a_range_of_another_version_gets_the_whole_body(client, jane, janes_ct, ct):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+
+    response = client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"an-older-etag"'})
+
+    assert response.status_code == HTTPStatus.OK
+    assert int(response["Content-Length"]) == len(b"".join(response.streaming_content))
+
+
+@pytest.mark.parametrize("range_header", ["bytes=0-9,20-29", "bytes=9-0", "items=0-9", "bytes=x-"])
+def test_ranges_it_does_not_serve_get_the_whole_body(client, jane, janes_ct, ct, range_header):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+
+    response = client.get(url, headers={"Range": range_header})
+
+    assert response.status_code == HTTPStatus.OK
+    assert len(parts(response)) == 1
+
+
+@pytest.mark.parametrize("range_header", ["bytes=99999999-", "bytes=-0"])
+def test_a_range_past_the_end_is_not_satisfiable(client, jane, janes_ct, ct, range_header):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+    total = int(client.get(url)["Content-Length"])
+
+    response = client.get(url, headers={"Range": range_header})
+
+    assert response.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
+    assert response["Content-Range"] == f"bytes */{total}"
+
+
+def test_a_current_copy_wins_over_a_range(client, jane, janes_ct, ct):
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+    etag = client.get(url)["ETag"]
+
+    response = client.get(url, headers={"Range": "bytes=0-9", "If-None-Match": etag})
+
+    assert response.status_code == HTTPStatus.NOT_MODIFIED
+
+
 @pytest.mark.parametrize("frame", ["0", "x", "1,0"])
 def test_a_bad_frame_number_is_refused(client, jane, janes_ct, ct, frame):
     client.force_login(jane)
