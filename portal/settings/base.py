@@ -106,7 +106,7 @@ AUTH_USER_MODEL = "sharing.User"
 # --- Cache and Celery ------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "portal.redis_cache.RedisCache", "LOCATION": REDIS_URL}}
     # Sessions are read from Redis and written through to the database: one query less per
     # request (each frame the viewer fetches is a request), and nothing lost if Redis restarts.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

@@ -166,7 +166,7 @@ def test_a_burst_of_wrong_answers_is_throttled_per_share_and_per_address(jane, s
 def test_the_throttle_is_shared_through_redis(jane, study, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "portal.redis_cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:6379/9",
         }
     }

@@ -37,7 +37,7 @@ def broker(settings) -> Iterator[str]:
     previous = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url")}
     celery_app.conf.update(task_always_eager=False, broker_url=url)
     # Workers and receivers share the "task queued" flags through the cache, as in production.
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    settings.CACHES = {"default": {"BACKEND": "portal.redis_cache.RedisCache", "LOCATION": url}}
     reset_connections()
     yield url
     celery_app.conf.update(previous)
