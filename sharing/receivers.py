@@ -1,4 +1,5 @@
-"""Signal receivers: signing in, failing to and signing out are audited.
+"""Signal receivers: signing in, failing to and signing out are audited; a saved account is
+dropped from the cache of signed-in users.
 
 Connected in ``SharingConfig.ready``. Django sends these signals for allauth's sign-in too (allauth
 authenticates and logs in through ``django.contrib.auth``), and for HTTP Basic on STOW-RS.
@@ -9,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.http import HttpRequest
 
+from sharing.auth_backends import forget_user
 from sharing.models import AuditEvent, User
 from sharing.services.audit import audit_record
 
@@ -70,6 +73,9 @@ def on_user_login_failed(
 
 
 def connect() -> None:
+    # A saved account is read afresh by the next request (sharing.auth_backends). Accounts are
+    # never deleted: their audit events protect them.
+    post_save.connect(forget_user, sender=User, dispatch_uid="lightbox.user_cache.save")
     user_logged_in.connect(on_user_logged_in, dispatch_uid="lightbox.audit.login")
     user_logged_out.connect(on_user_logged_out, dispatch_uid="lightbox.audit.logout")
     user_login_failed.connect(on_user_login_failed, dispatch_uid="lightbox.audit.login_failed")

@@ -144,9 +144,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Accounts (django-allauth) ---------------------------------------------------------------
+# Django's and allauth's backends, reading the signed-in user from the cache (sharing.auth_backends).
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "sharing.auth_backends.ModelBackend",
+    "sharing.auth_backends.AuthenticationBackend",
 ]
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]

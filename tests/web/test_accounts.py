@@ -384,3 +384,53 @@ def test_a_field_error_is_shown_right_after_its_field(client):
     email_error = html.index("Enter a valid email address.")
     assert email_input < email_error < html.index('id="id_password1"')
     assert 'aria-invalid="true"' in html[html.rindex("<input", 0, email_input) : email_error]
+
+
+# --- The signed-in user is read from the cache (sharing.auth_backends) --------------------------
+
+
+def user_queries(client: Client) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(reverse("access-history")).status_code == HTTPStatus.OK
+    return sum('FROM "sharing_user"' in query["sql"] for query in captured.captured_queries)
+
+
+def test_the_signed_in_user_is_read_from_the_database_once(client, patient):
+    sign_in(client, patient.email)
+    user_queries(client)
+
+    assert user_queries(client) == 0
+
+
+def test_a_deactivated_account_is_signed_out_at_its_next_request(client, patient):
+    sign_in(client, patient.email)
+    assert client.get(reverse("home")).status_code == HTTPStatus.OK
+
+    patient.is_active = False
+    patient.save()
+
+    assert client.get(reverse("home"))["Location"].startswith(reverse("account_login"))
+
+
+def test_a_new_password_ends_other_sessions_at_once(client, patient):
+    sign_in(client, patient.email)
+    assert client.get(reverse("home")).status_code == HTTPStatus.OK
+
+    patient.set_password("another-long-passphrase-7")
+    patient.save()
+
+    assert client.get(reverse("home"))["Location"].startswith(reverse("account_login"))
+
+
+def test_a_change_of_role_applies_at_the_next_request(client, patient):
+    sign_in(client, patient.email)
+    assert client.get(reverse("workspace-queue")).status_code == HTTPStatus.FORBIDDEN
+
+    patient.role = User.Role.RECORDS
+    patient.save()
+
+    # Staff now: sent to set up an authenticator, which patients never are.
+    assert client.get(reverse("workspace-queue"))["Location"] == reverse("mfa_activate_totp")

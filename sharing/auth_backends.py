@@ -1,0 +1,48 @@
+"""Authentication backends that read the signed-in user from the cache.
+
+Django loads the session's user from the database on every request, to check that the account is
+still active and that the session was made with its current password. The viewer makes hundreds of
+requests for one series, so the user row is kept in the cache for a few minutes and dropped the
+moment the row is saved (``forget_user``, connected in ``SharingConfig.ready``). Every
+change of role, password or activity goes through ``save``; the checks themselves (active,
+password hash of the session) still run on every request, on the cached row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.auth_backends import AuthenticationBackend as AllauthBackend
+from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
+from django.core.cache import cache
+
+from sharing.models import User
+
+USER_CACHE_SECONDS = 300
+
+
+def _key(user_id: Any) -> str:
+    return f"lightbox:user:v1:{user_id}"
+
+
+class CachedUserMixin:
+    def get_user(self, user_id: Any) -> User | None:
+        user = cache.get(_key(user_id))
+        if not isinstance(user, User):
+            user = super().get_user(user_id)  # type: ignore[misc]
+            if not isinstance(user, User):
+                return None
+            cache.set(_key(user_id), user, USER_CACHE_SECONDS)
+        return user if self.user_can_authenticate(user) else None  # type: ignore[attr-defined]
+
+
+class ModelBackend(CachedUserMixin, DjangoModelBackend):
+    """Django's backend (the admin's sign-in), with the session's user cached."""
+
+
+class AuthenticationBackend(CachedUserMixin, AllauthBackend):  # type: ignore[misc]  # allauth is untyped
+    """allauth's backend (sign-in by email), with the session's user cached."""
+
+
+def forget_user(sender: Any, instance: User, **kwargs: Any) -> None:
+    cache.delete(_key(instance.pk))
