@@ -17,12 +17,8 @@ from sharing.models import Instance, Series, Study, User
 
 
 def study_list_for_user(*, user: User) -> QuerySet[Study]:
-    """The studies a signed-in user may see: their own (through linked Patient records)."""
-    return (
-        Study.objects.filter(patient__user=user, number_of_instances__gt=0)
-        .select_related("patient")
-        .order_by("-study_date", "-pk")
-    )
+    """A signed-in user's own studies (those of the Patient records linked to them), newest first."""
+    return Study.objects.filter(patient__user=user, number_of_instances__gt=0).order_by("-study_date", "-pk")
 
 
 def studies_awaiting_reconciliation(*, user: User) -> QuerySet[Study]:
