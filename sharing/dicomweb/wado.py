@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.core.cache import cache
@@ -16,7 +17,7 @@ from django.urls import reverse
 
 from sharing.dicom.dicomjson import bulk_data_value, instance_json
 from sharing.dicom.errors import DicomInputError
-from sharing.dicom.frames import FrameLayout, Window, decode_frame, frame_layout, render_frame
+from sharing.dicom.frames import FrameError, FrameLayout, Window, decode_frame, frame_layout, render_frame
 from sharing.dicomweb.qido import series_instances
 from sharing.dicomweb.scope import ViewerScope
 from sharing.models import Instance, Series, Study
@@ -84,23 +85,37 @@ _FRAME_FIELDS = (
 )
 
 
-def instance_for_frames(
+@dataclass(frozen=True)
+class FrameSource:
+    """An instance in a viewer's scope and where its frames lie (None if it has none)."""
+
+    instance: Instance
+    layout: FrameLayout | None
+
+
+def frame_source(
     *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
-) -> Instance | None:
-    """``instance_in_scope`` for the frame endpoints: only what serving frames needs, cached."""
-    key = f"lightbox:frame-access:v1:{scope.summary_key()}:{sop_instance_uid}"
+) -> FrameSource | None:
+    """``instance_in_scope`` for the frame endpoint, with the frames' layout: one cache read."""
+    key = f"lightbox:frame-access:v2:{scope.summary_key()}:{sop_instance_uid}"
     cached = cache.get(key)
     if (
-        isinstance(cached, Instance)
-        and cached.study_instance_uid == study_instance_uid
-        and cached.series_instance_uid == series_instance_uid
+        isinstance(cached, FrameSource)
+        and cached.instance.study_instance_uid == study_instance_uid
+        and cached.instance.series_instance_uid == series_instance_uid
     ):
         return cached
     instances = _instances_in_scope(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
     instance = instances.only(*_FRAME_FIELDS).first()
-    if instance is not None:
-        cache.set(key, instance, FRAME_ACCESS_SECONDS)
-    return instance
+    if instance is None:
+        return None
+    try:
+        layout: FrameLayout | None = instance_layout(instance)
+    except (FrameError, ObjectNotFound):
+        layout = None
+    source = FrameSource(instance, layout)
+    cache.set(key, source, FRAME_ACCESS_SECONDS)
+    return source
 
 
 def frames_path(instance: Instance) -> str:

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from sharing.dicom.errors import DicomInputError
-from sharing.dicom.frames import EXPLICIT_VR_LITTLE_ENDIAN, FrameError, FrameLayout, Window, parse_window
+from sharing.dicom.frames import EXPLICIT_VR_LITTLE_ENDIAN, FrameError, Window, parse_window
 from sharing.dicomweb import negotiation, qido, wado
 from sharing.dicomweb.multipart import Part, literal, multipart_response
 from sharing.dicomweb.scope import (
@@ -399,13 +399,6 @@ def _frame_numbers(text: str) -> list[int] | HttpResponse:
     return numbers
 
 
-def _layout(instance: Instance) -> FrameLayout | None:
-    try:
-        return wado.instance_layout(instance)
-    except (FrameError, ObjectNotFound):
-        return None
-
-
 @_scoped
 def retrieve_frames(
     request: HttpRequest,
@@ -418,15 +411,15 @@ def retrieve_frames(
     numbers = _frame_numbers(frames)
     if isinstance(numbers, HttpResponse):
         return numbers
-    instance = wado.instance_for_frames(
+    source = wado.frame_source(
         scope=scope,
         study_instance_uid=study_instance_uid,
         series_instance_uid=series_instance_uid,
         sop_instance_uid=sop_instance_uid,
     )
-    layout = _layout(instance) if instance is not None else None
-    if instance is None or layout is None or max(numbers) > layout.number_of_frames:
+    if source is None or source.layout is None or max(numbers) > source.layout.number_of_frames:
         return _not_found()
+    instance, layout = source.instance, source.layout
     frames_record(
         scope,
         series_instance_uid=series_instance_uid,
