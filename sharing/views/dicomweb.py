@@ -322,7 +322,22 @@ def _multipart(
     return _phi_headers(response, cache_control=CACHE_PRIVATE)
 
 
-def _retrieve(request: HttpRequest, instances: list[Instance]) -> HttpResponseBase:
+def _images_record(request: HttpRequest, scope: ViewerScope, instances: list[Instance]) -> None:
+    """Whole instances and rendered images are audited like frames: once per viewer, series and
+    half hour (the viewer retrieves a series whole, then asks for single frames)."""
+    for study_uid, series_uid in dict.fromkeys(
+        (i.study_instance_uid, i.series_instance_uid) for i in instances
+    ):
+        frames_record(
+            scope,
+            series_instance_uid=series_uid,
+            study_instance_uid=study_uid,
+            remote_addr=_remote_addr(request),
+            user_agent=user_agent_of(request),
+        )
+
+
+def _retrieve(request: HttpRequest, scope: ViewerScope, instances: list[Instance]) -> HttpResponseBase:
     accept = request.headers.get("Accept", "")
     for instance in instances:
         if not negotiation.accepts_instance(accept, transfer_syntax=instance.transfer_syntax_uid):
@@ -330,6 +345,7 @@ def _retrieve(request: HttpRequest, instances: list[Instance]) -> HttpResponseBa
                 'instances are sent as multipart/related; type="application/dicom" '
                 "in their stored transfer syntax (transfer-syntax=* or the stored one)"
             )
+    _images_record(request, scope, instances)
     parts = [
         Part(
             f"application/dicom; transfer-syntax={instance.transfer_syntax_uid}",
@@ -352,7 +368,7 @@ def retrieve_study(request: HttpRequest, scope: ViewerScope, study_instance_uid:
             "series__series_number", "series_id", "instance_number", "pk"
         )
     )
-    return _retrieve(request, instances)
+    return _retrieve(request, scope, instances)
 
 
 @_scoped
@@ -364,7 +380,7 @@ def retrieve_series(
     )
     if series is None:
         return _not_found()
-    return _retrieve(request, list(qido.series_instances(series=series)))
+    return _retrieve(request, scope, list(qido.series_instances(series=series)))
 
 
 def _instance(scope: ViewerScope, study: str, series: str, sop: str) -> Instance | None:
@@ -384,7 +400,7 @@ def retrieve_instance(
     instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
     if instance is None:
         return _not_found()
-    return _retrieve(request, [instance])
+    return _retrieve(request, scope, [instance])
 
 
 # --- WADO-RS frames and rendered images ----------------------------------------------------------
@@ -493,7 +509,9 @@ def retrieve_bulk_data(
     return _multipart(request, parts, type_params='type="application/octet-stream"', etag=etag)
 
 
-def _rendered(request: HttpRequest, instance: Instance | None, number: int) -> HttpResponseBase:
+def _rendered(
+    request: HttpRequest, scope: ViewerScope, instance: Instance | None, number: int
+) -> HttpResponseBase:
     media_type = negotiation.rendered_media_type(request.headers.get("Accept", ""))
     if media_type is None:
         return _not_acceptable("rendered images are image/jpeg or image/png")
@@ -509,6 +527,7 @@ def _rendered(request: HttpRequest, instance: Instance | None, number: int) -> H
         data = wado.rendered_frame(instance, number, media_type=media_type, window=window)
     except (FrameError, ObjectNotFound):
         return _not_found()
+    _images_record(request, scope, [instance])
     response = HttpResponse(data, content_type=media_type)
     etag = f"{instance.object_key}:{instance.sha256}:rendered={number}:{media_type}:{request.GET.get('window', '')}"
     return _phi_headers(response, cache_control=CACHE_PRIVATE, etag=etag)
@@ -523,7 +542,7 @@ def render_instance(
     sop_instance_uid: str,
 ) -> HttpResponseBase:
     instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
-    return _rendered(request, instance, 1)
+    return _rendered(request, scope, instance, 1)
 
 
 @_scoped
@@ -541,4 +560,4 @@ def render_frame(
     if len(numbers) != 1:
         return _error(HTTPStatus.BAD_REQUEST, "bad frame number", "one frame at a time")
     instance = _instance(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
-    return _rendered(request, instance, numbers[0])
+    return _rendered(request, scope, instance, numbers[0])

@@ -279,6 +279,28 @@ def test_an_instance_is_retrieved_as_its_stored_bytes(client, jane, janes_ct, ct
         assert data == handle.read()
 
 
+def test_retrieving_instances_or_rendered_images_is_audited_once_per_series(
+    client, jane, staff, janes_ct, ct
+):
+    series_url = reverse("dicomweb-series", args=[janes_ct.study_instance_uid, str(ct[0].SeriesInstanceUID)])
+    client.force_login(jane)
+    b"".join(client.get(series_url).streaming_content)
+    b"".join(client.get(instance_url("dicomweb-frames", janes_ct, ct[1], "1")).streaming_content)
+    b"".join(client.get(instance_url("dicomweb-instance", janes_ct, ct[2])).streaming_content)
+    client.force_login(staff)
+    rendered = client.get(
+        instance_url("dicomweb-instance-rendered", janes_ct, ct[0]), headers={"Accept": "image/png"}
+    )
+    assert rendered.status_code == HTTPStatus.OK
+
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.FRAMES).order_by("pk")
+    assert [(event.actor_user, event.detail["series_instance_uid"]) for event in events] == [
+        (jane, str(ct[0].SeriesInstanceUID)),
+        (staff, str(ct[0].SeriesInstanceUID)),
+    ]
+    assert all(event.study_instance_uid == janes_ct.study_instance_uid for event in events)
+
+
 def test_a_whole_study_is_retrieved_instance_by_instance(client, jane, janes_ct):
     client.force_login(jane)
 
