@@ -21,25 +21,47 @@ function cspSafeTextBoxStyle() {
   };
 }
 
+// In production the page loads viewer.js under a hashed name (the static files' manifest); a
+// chunk importing "../viewer.js" would load and run a second copy of the viewer.
+function entryImportedByNoChunk() {
+  return {
+    name: 'lightbox-entry-imported-by-no-chunk',
+    generateBundle(_, bundle) {
+      const chunks = Object.values(bundle).filter((file) => file.type === 'chunk');
+      const entries = new Set(chunks.filter((chunk) => chunk.isEntry).map((chunk) => chunk.fileName));
+      for (const chunk of chunks) {
+        const entry = [...chunk.imports, ...chunk.dynamicImports].find((name) => entries.has(name));
+        if (entry) this.error(`${chunk.fileName} imports the entry ${entry}`);
+      }
+    },
+  };
+}
+
 export default defineConfig({
   // Relative URLs: chunks, workers and WASM codecs are found next to viewer.js wherever
   // STATIC_URL points.
   base: './',
   publicDir: false,
-  plugins: [cspSafeTextBoxStyle()],
+  plugins: [cspSafeTextBoxStyle(), entryImportedByNoChunk()],
   build: {
     outDir: 'static/viewer',
     emptyOutDir: true,
     target: 'es2022',
     // The codecs and vtk.js are large; they are split into chunks loaded on demand.
     chunkSizeWarningLimit: 5000,
+    // viewer.html preloads the one chunk that matters (Cornerstone's); no polyfill for others.
+    modulePreload: false,
     rollupOptions: {
       input: 'frontend/viewer/main.js',
       output: {
         format: 'es',
         entryFileNames: 'viewer.js',
-        chunkFileNames: 'assets/[name]-[hash].js',
+        // Cornerstone's chunk keeps its name, so viewer.html can start loading it with the page.
+        chunkFileNames: (chunk) => (chunk.name === 'stage' ? 'assets/stage.js' : 'assets/[name]-[hash].js'),
         assetFileNames: 'assets/[name]-[hash][extname]',
+        // Vite's dynamic-import helper would otherwise live in viewer.js, and every chunk using it
+        // would import viewer.js.
+        manualChunks: (id) => (id.includes('vite/preload-helper') ? 'import-helper' : undefined),
       },
     },
   },

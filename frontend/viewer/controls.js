@@ -1,8 +1,11 @@
 // The toolbar, the overlay, messages and keyboard shortcuts around the stage.
-import { DEFAULT_PRESET, presetsFor } from './presets.js';
+import { CUSTOM_WINDOW, DEFAULT_PRESET, presetMatching, presetsFor } from './presets.js';
 
 const DEFAULT_STACK_FPS = 10;
 const PAGE_STEP = 10;
+// Loading is counted image by image, but shown a few times a second: every change of the bar and
+// the status line costs the page a style, layout and paint while it is busy decoding.
+const PROGRESS_INTERVAL_MS = 250;
 
 export class Controls {
   constructor(root) {
@@ -22,9 +25,8 @@ export class Controls {
     this.series = null;
   }
 
-  attach(stage, tools) {
+  attach(stage) {
     this.stage = stage;
-    this.tools = tools;
     for (const button of this.root.querySelectorAll('[data-tool]')) {
       button.addEventListener('click', () => this.pickTool(button.dataset.tool));
     }
@@ -57,9 +59,7 @@ export class Controls {
   }
 
   pickTool(key) {
-    const name = this.tools[key];
-    if (!name) return;
-    this.stage.setPrimaryTool(name);
+    this.stage.setPrimaryTool(key);
     for (const button of this.root.querySelectorAll('[data-tool]')) {
       button.setAttribute('aria-pressed', button.dataset.tool === key ? 'true' : 'false');
     }
@@ -146,6 +146,7 @@ export class Controls {
   beginSeries(series) {
     this.stopPlaying();
     this.series = null;
+    this.drawn = false;
     this.messageBox.hidden = true;
     this.stageBox.hidden = false;
     this.toolbar.hidden = false;
@@ -154,14 +155,20 @@ export class Controls {
     this.setText('[data-overlay-image]', '');
     this.setText('[data-overlay-wl]', '');
     this.status('Loading images…');
+    clearTimeout(this.progressTimer);
+    this.progressTimer = null;
     this.progressBar.hidden = true;
   }
 
   showSeries(series) {
     this.series = series;
     this.setText('[data-overlay-description]', series.description || series.modality || '');
+    const custom = new Option('Custom', CUSTOM_WINDOW);
+    custom.disabled = true;
+    custom.hidden = true;
     this.presetSelect.replaceChildren(
       ...presetsFor(series.modality).map((preset) => new Option(preset.label, preset.id)),
+      custom,
     );
     this.fpsInput.value = String(series.framesPerSecond || DEFAULT_STACK_FPS);
     this.invertButton.setAttribute('aria-pressed', 'false');
@@ -169,12 +176,30 @@ export class Controls {
   }
 
   shown() {
+    this.drawn = true;
     this.root.classList.add('is-ready');
     this.status('');
     this.overlay(this.stage.index, this.stage.count, this.stage.windowLevel());
   }
 
   progress(done, total) {
+    this.loading = { done, total };
+    if (done >= total) {
+      clearTimeout(this.progressTimer);
+      this.progressTimer = null;
+    } else if (this.progressTimer) {
+      return;
+    } else {
+      this.progressTimer = setTimeout(() => {
+        this.progressTimer = null;
+        this.#showProgress();
+      }, PROGRESS_INTERVAL_MS);
+    }
+    this.#showProgress();
+  }
+
+  #showProgress() {
+    const { done, total } = this.loading;
     this.progressBar.max = total;
     this.progressBar.value = done;
     this.progressBar.hidden = done >= total;
@@ -182,12 +207,22 @@ export class Controls {
   }
 
   overlay(index, count, windowLevel) {
-    if (!this.series || count === 0) return;
+    // Only once the series' first image is on screen: the overlay describes what is drawn.
+    if (!this.series || !this.drawn || count === 0) return;
     this.setText('[data-overlay-image]', `Image ${index + 1} / ${count}`);
     this.setText(
       '[data-overlay-wl]',
       windowLevel ? `W ${Math.round(windowLevel.width)} L ${Math.round(windowLevel.center)}` : '',
     );
+    if (windowLevel) this.#showPreset(windowLevel);
+  }
+
+  // The preset list names the window on screen: the image's own, a preset it matches, or Custom.
+  #showPreset(windowLevel) {
+    const id = windowLevel.isImageDefault
+      ? DEFAULT_PRESET
+      : presetMatching(this.series.modality, windowLevel)?.id || CUSTOM_WINDOW;
+    if (this.presetSelect.value !== id) this.presetSelect.value = id;
   }
 
   notImages(backUrl) {

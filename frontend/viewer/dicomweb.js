@@ -1,6 +1,6 @@
 // Reading a series from the portal's DICOMweb service (WADO-RS metadata) and turning it into
-// Cornerstone image IDs. The service root comes from the page: the JS never assumes one.
-import { wadors } from '@cornerstonejs/dicom-image-loader';
+// Cornerstone image IDs. The service root comes from the page: the JS never assumes one. Nothing
+// here needs Cornerstone, so the page asks for the first series while Cornerstone still loads.
 
 const TAG = {
   modality: '00080060',
@@ -105,26 +105,33 @@ function framesPerSecond(instance) {
 }
 
 /**
- * Loads a series' metadata and registers it with the WADO-RS image loader.
- * Returns { imageIds, modality, description, isImage, framesPerSecond, multiFrame }.
+ * Loads a series' metadata. Returns { imageIds, seriesUrl, framesOf (SOP Instance UID → its image
+ * IDs), metadata (image ID → the instance's metadata, for the WADO-RS image loader), modality,
+ * description, isImage, framesPerSecond, multiFrame }.
  */
 export async function loadSeries(root, studyUid, seriesUid) {
-  const instances = await getJson(`${root}/studies/${studyUid}/series/${seriesUid}/metadata`);
+  const seriesUrl = `${root}/studies/${studyUid}/series/${seriesUid}`;
+  const instances = await getJson(`${seriesUrl}/metadata`);
   const images = sortInstances(instances.filter(hasPixels));
   const modality = instances.length ? first(instances[0], TAG.modality) || '' : '';
   const description = instances.length ? first(instances[0], TAG.seriesDescription) || '' : '';
   const imageIds = [];
+  const framesOf = new Map();
+  const metadata = new Map();
   let fps = 0;
   let multiFrame = false;
   for (const instance of images) {
     const sop = first(instance, TAG.sopInstanceUid);
     const frames = Math.max(1, Number(first(instance, TAG.numberOfFrames) || 1));
-    const base = `wadors:${root}/studies/${studyUid}/series/${seriesUid}/instances/${sop}/frames/`;
+    const base = `wadors:${seriesUrl}/instances/${sop}/frames/`;
     // The loader derives every frame's metadata from frame 1's entry.
-    wadors.metaDataManager.add(`${base}1`, instance);
+    metadata.set(`${base}1`, instance);
+    const ids = [];
     for (let frame = 1; frame <= frames; frame += 1) {
-      imageIds.push(`${base}${frame}`);
+      ids.push(`${base}${frame}`);
     }
+    imageIds.push(...ids);
+    framesOf.set(sop, ids);
     if (frames > 1) {
       multiFrame = true;
       fps = fps || framesPerSecond(instance);
@@ -132,6 +139,9 @@ export async function loadSeries(root, studyUid, seriesUid) {
   }
   return {
     imageIds,
+    seriesUrl,
+    framesOf,
+    metadata,
     modality,
     description,
     isImage: isImageModality(modality) && imageIds.length > 0,

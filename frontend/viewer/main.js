@@ -3,11 +3,17 @@
 //   data-study-uid      the study to show
 //   data-series-uid     (optional) the series to open first
 //   data-back-url       where reports and downloads are (shown for series that are not images)
-import './polyfills.js';
 import { loadSeries, isImageModality, searchSeries } from './dicomweb.js';
-import { PRIMARY_TOOLS, Stage, Enums, eventTarget, startCornerstone } from './stage.js';
 import { Controls } from './controls.js';
 import { SeriesStrip } from './strip.js';
+
+// Cornerstone and vtk.js are most of the viewer's code: they load and start while the page asks
+// for the series list and the first series' metadata, not before.
+const cornerstone = import('./stage.js').then(async (viewer) => {
+  await viewer.startCornerstone();
+  return viewer;
+});
+cornerstone.catch(() => {}); // reported by main()
 
 async function main() {
   const root = document.getElementById('viewer');
@@ -24,16 +30,6 @@ async function main() {
   }
   const controls = new Controls(root);
   controls.status('Starting the viewer…');
-  try {
-    await startCornerstone();
-  } catch (error) {
-    console.error('The viewer could not start:', error);
-    controls.fail('This browser cannot show the images here. You can still download them from the study page.');
-    return;
-  }
-  const stage = new Stage(root.querySelector('[data-viewport]'));
-  controls.attach(stage, PRIMARY_TOOLS);
-  wireOverlay(stage, controls);
 
   const strip = new SeriesStrip(root.querySelector('[data-series-strip]'));
   if (strip.isEmpty()) {
@@ -45,6 +41,29 @@ async function main() {
       return;
     }
   }
+  const initial = strip.find(config.seriesUid) || strip.firstImageSeries() || strip.first();
+  const metadataRequests = new Map();
+  let arrived = null;
+  if (initial && isImageModality(initial.modality)) {
+    const request = loadSeries(config.dicomwebRoot, config.studyUid, initial.uid);
+    // Failures are reported when the series opens.
+    request.then((loaded) => (arrived = loaded), () => {});
+    metadataRequests.set(initial.uid, request);
+  }
+
+  let viewer;
+  try {
+    viewer = await cornerstone;
+  } catch (error) {
+    console.error('The viewer could not start:', error);
+    controls.fail('This browser cannot show the images here. You can still download them from the study page.');
+    return;
+  }
+  // The first image loads while the viewport is set up (its metadata is usually in by now).
+  if (arrived?.isImage) viewer.preload(arrived);
+  const stage = new viewer.Stage(root.querySelector('[data-viewport]'));
+  controls.attach(stage);
+  wireOverlay(stage, controls, viewer);
 
   let opening = 0;
   async function open(series) {
@@ -56,9 +75,12 @@ async function main() {
       controls.notImages(config.backUrl);
       return;
     }
+    const request =
+      metadataRequests.get(series.uid) || loadSeries(config.dicomwebRoot, config.studyUid, series.uid);
+    metadataRequests.delete(series.uid);
     let loaded;
     try {
-      loaded = await loadSeries(config.dicomwebRoot, config.studyUid, series.uid);
+      loaded = await request;
     } catch (error) {
       console.error(error);
       if (ticket === opening) controls.fail('This series could not be loaded. Please try again later.');
@@ -71,7 +93,7 @@ async function main() {
     }
     controls.showSeries({ ...series, ...loaded, description: series.description || loaded.description });
     try {
-      await stage.show(loaded.imageIds);
+      await stage.show(loaded);
     } catch (error) {
       console.error(error);
       if (ticket === opening) controls.fail('The first image of this series could not be shown.');
@@ -79,9 +101,10 @@ async function main() {
     }
     if (ticket !== opening) return;
     controls.shown();
+    stage.enableTools();
     // Milestones for tests and bench/viewing.py: milliseconds since navigation started.
     if (!root.dataset.firstImageMs) root.dataset.firstImageMs = String(Math.round(performance.now()));
-    stage.prefetch(loaded.imageIds, (done, total) => {
+    stage.prefetch(loaded, (done, total) => {
       if (ticket !== opening) return;
       controls.progress(done, total);
       if (done === total && !root.dataset.stackLoadedMs) {
@@ -91,7 +114,6 @@ async function main() {
   }
 
   strip.onSelect(open);
-  const initial = strip.find(config.seriesUid) || strip.firstImageSeries() || strip.first();
   if (initial) {
     await open(initial);
   } else {
@@ -99,7 +121,7 @@ async function main() {
   }
 }
 
-function wireOverlay(stage, controls) {
+function wireOverlay(stage, controls, { Enums, eventTarget }) {
   const update = () => controls.overlay(stage.index, stage.count, stage.windowLevel());
   stage.on(Enums.Events.STACK_NEW_IMAGE, update);
   stage.on(Enums.Events.VOI_MODIFIED, update);

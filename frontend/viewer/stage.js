@@ -1,53 +1,45 @@
-// Cornerstone3D set-up and the one stack viewport the page shows.
+// Cornerstone3D set-up and the one stack viewport the page shows. This and what it imports (the
+// tools aside, see tools.js) are most of the viewer's code; main.js loads it while the page fetches
+// the first series.
+import './polyfills.js';
 import {
   Enums,
   RenderingEngine,
   eventTarget,
-  imageLoadPoolManager,
   imageLoader,
   init as coreInit,
   utilities,
 } from '@cornerstonejs/core';
-import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
-import {
-  AngleTool,
-  Enums as ToolEnums,
-  LengthTool,
-  PanTool,
-  StackScrollTool,
-  ToolGroupManager,
-  WindowLevelTool,
-  ZoomTool,
-  addTool,
-  annotation,
-  init as toolsInit,
-  utilities as toolUtilities,
-} from '@cornerstonejs/tools';
+import { init as dicomImageLoaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
+import { loadFrame } from './frames.js';
+import { prefetchSeries } from './prefetch.js';
 
 const ENGINE_ID = 'lightbox-engine';
 const VIEWPORT_ID = 'lightbox-stack';
-const TOOL_GROUP_ID = 'lightbox-tools';
-
-// What the left mouse button (or one finger) does, chosen from the toolbar.
-export const PRIMARY_TOOLS = {
-  windowLevel: WindowLevelTool.toolName,
-  pan: PanTool.toolName,
-  zoom: ZoomTool.toolName,
-  scroll: StackScrollTool.toolName,
-  length: LengthTool.toolName,
-  angle: AngleTool.toolName,
-};
-
-const { MouseBindings } = ToolEnums;
 
 export async function startCornerstone() {
-  await coreInit();
+  // The decoder's worker first: it starts up while the rest is set up.
   dicomImageLoaderInit({
     maxWebWorkers: Math.max(1, Math.min(4, Math.floor((navigator.hardwareConcurrency || 2) / 2))),
   });
-  toolsInit();
-  for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool]) {
-    addTool(tool);
+  imageLoader.registerImageLoader('wadors', loadFrame);
+  // One viewport on the page needs one WebGL context, not the seven Cornerstone makes for grids.
+  // (Its CPU rendering, quicker where WebGL is emulated in software, loses a window set by hand
+  // when the image changes, so it is not used.)
+  await coreInit({ rendering: { webGlContextCount: 1 } });
+}
+
+/**
+ * Hands a series' metadata (from dicomweb.loadSeries) to the image loader and starts loading the
+ * image at `index`, which may begin before the viewport exists.
+ */
+export function preload(series, index = 0) {
+  for (const [imageId, instance] of series.metadata) {
+    wadors.metaDataManager.add(imageId, instance);
+  }
+  const imageId = series.imageIds[index];
+  if (imageId) {
+    imageLoader.loadAndCacheImage(imageId, { requestType: Enums.RequestType.Interaction, priority: 0 });
   }
 }
 
@@ -61,73 +53,58 @@ export class Stage {
       element,
       defaultOptions: { background: [0, 0, 0] },
     });
-    this.tools = ToolGroupManager.createToolGroup(TOOL_GROUP_ID);
-    for (const name of Object.values(PRIMARY_TOOLS)) {
-      this.tools.addTool(name);
-    }
-    this.tools.addViewport(VIEWPORT_ID, ENGINE_ID);
-    this.primary = null;
-    this.setPrimaryTool(PRIMARY_TOOLS.windowLevel);
-    this.generation = 0;
+    this.primary = 'windowLevel';
+    this.tools = null;
+    this.toolsLoaded = null;
+    this.stopPrefetch = () => {};
+  }
+
+  /** Loads the tools (tools.js, a chunk of its own); until then a picked tool waits for them. */
+  enableTools() {
+    this.toolsLoaded ||= import('./tools.js').then(
+      ({ Tools }) => {
+        this.tools = new Tools(this.element, VIEWPORT_ID, ENGINE_ID);
+        this.tools.setPrimary(this.primary);
+        return this.tools;
+      },
+      (error) => {
+        console.error('The image tools could not be loaded:', error);
+        return null;
+      },
+    );
+    return this.toolsLoaded;
   }
 
   get viewport() {
     return this.engine.getViewport(VIEWPORT_ID);
   }
 
-  setPrimaryTool(name) {
-    if (this.primary === name) return;
-    if (this.primary) {
-      // Measurements stay on screen when another tool is picked.
-      this.tools.setToolPassive(this.primary);
-    }
-    this.primary = name;
-    this.tools.setToolActive(name, { bindings: [{ mouseButton: MouseBindings.Primary }] });
-    this.#bindSecondaryButtons();
+  /** `key` is one of the toolbar's data-tool values. */
+  setPrimaryTool(key) {
+    this.primary = key;
+    this.tools?.setPrimary(key);
   }
 
-  // Wheel scrolls, right-drag zooms, middle-drag pans, whatever the primary tool is.
-  #bindSecondaryButtons() {
-    const scrollBindings = [{ mouseButton: MouseBindings.Wheel }];
-    if (this.primary === PRIMARY_TOOLS.scroll) {
-      scrollBindings.push({ mouseButton: MouseBindings.Primary });
-    }
-    this.tools.setToolActive(PRIMARY_TOOLS.scroll, { bindings: scrollBindings });
-    if (this.primary !== PRIMARY_TOOLS.zoom) {
-      this.tools.setToolActive(PRIMARY_TOOLS.zoom, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-    }
-    if (this.primary !== PRIMARY_TOOLS.pan) {
-      this.tools.setToolActive(PRIMARY_TOOLS.pan, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
-    }
-  }
-
-  /** Shows the first image (or `index`); resolves once it is on screen. */
-  async show(imageIds, index = 0) {
+  /** Shows a series (from dicomweb.loadSeries) at `index`; resolves once that image is on screen. */
+  async show(series, index = 0) {
     this.stop();
-    this.generation += 1;
-    await this.viewport.setStack(imageIds, index);
+    this.stopPrefetch();
+    preload(series, index);
+    await this.viewport.setStack(series.imageIds, index);
+    // The image is set; render() draws it at the next animation frame (renders before this one
+    // may have drawn an empty viewport). A tab in the background gets no animation frames.
+    const drawn = new Promise((resolve) => {
+      this.element.addEventListener(Enums.Events.IMAGE_RENDERED, resolve, { once: true });
+    });
     this.viewport.resetCamera();
     this.viewport.render();
+    if (document.visibilityState === 'visible') await drawn;
   }
 
-  /** Loads the rest of the stack in the background; onProgress(loaded, total). */
-  prefetch(imageIds, onProgress) {
-    const generation = this.generation;
-    let loaded = 0;
-    const total = imageIds.length;
-    onProgress(0, total);
-    const settle = () => {
-      if (generation !== this.generation) return;
-      loaded += 1;
-      onProgress(loaded, total);
-    };
-    imageIds.forEach((imageId, position) => {
-      const request = () =>
-        imageLoader
-          .loadAndCacheImage(imageId, { priority: 5, requestType: Enums.RequestType.Prefetch })
-          .then(settle, settle);
-      imageLoadPoolManager.addRequest(request, Enums.RequestType.Prefetch, { imageId }, position);
-    });
+  /** Loads the rest of the series (from dicomweb.loadSeries) in the background; onProgress(loaded, total). */
+  prefetch(series, onProgress) {
+    this.stopPrefetch();
+    this.stopPrefetch = prefetchSeries(series, onProgress);
   }
 
   get index() {
@@ -151,11 +128,12 @@ export class Stage {
     this.go(this.index + delta);
   }
 
+  /** The window on screen: { width, center, isImageDefault } (false once set by a preset or a drag). */
   windowLevel() {
-    const { voiRange } = this.viewport.getProperties();
+    const { voiRange, isComputedVOI } = this.viewport.getProperties();
     if (!voiRange) return null;
     const { windowWidth, windowCenter } = utilities.windowLevel.toWindowLevel(voiRange.lower, voiRange.upper);
-    return { width: windowWidth, center: windowCenter };
+    return { width: windowWidth, center: windowCenter, isImageDefault: Boolean(isComputedVOI) };
   }
 
   setWindowLevel(width, center) {
@@ -187,16 +165,17 @@ export class Stage {
     this.viewport.render();
   }
 
+  // Cine is a tool: play and stop wait for the tools, in the order they were asked for.
   play(framesPerSecond) {
-    toolUtilities.cine.playClip(this.element, { framesPerSecond, loop: true });
+    this.enableTools().then((tools) => tools?.play(this.element, framesPerSecond));
   }
 
   stop() {
-    toolUtilities.cine.stopClip(this.element);
+    this.toolsLoaded?.then((tools) => tools?.stop(this.element));
   }
 
   clearMeasurements() {
-    annotation.state.removeAllAnnotations();
+    this.tools?.clearMeasurements();
     this.viewport.render();
   }
 

@@ -90,6 +90,17 @@ def swipe(page: Page, *, dy: int) -> None:
     cdp.detach()
 
 
+def drag_across_the_image(page: Page) -> None:
+    """The left mouse button dragged from the middle of the image down and to the right."""
+    box = page.locator("[data-viewport]").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y + 80, steps=8)
+    page.mouse.up()
+
+
 def canvas_stats(page: Page) -> dict[str, int]:
     stats: dict[str, int] = page.evaluate(CANVAS_STATS)
     return stats
@@ -174,16 +185,41 @@ def test_dragging_changes_window_and_level(
     before_wl = page.locator("[data-overlay-wl]").inner_text()
     before_pixels = canvas_stats(page)["sum"]
 
-    box = page.locator("[data-viewport]").bounding_box()
-    assert box is not None
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 120, y + 80, steps=8)
-    page.mouse.up()
+    drag_across_the_image(page)
 
     expect(page.locator("[data-overlay-wl]")).not_to_have_text(before_wl)
     assert canvas_stats(page)["sum"] != before_pixels, "the drawn pixels change with the window"
+    watcher.assert_clean()
+
+
+def test_the_window_preset_list_says_custom_once_a_drag_leaves_the_preset(
+    page: Page, watch: Callable[[Page], PageWatch], login, viewer_bundle, study
+):
+    watcher = watch(page)
+    open_viewer(page, login, study, series_of(study, "CT"))
+    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
+    presets = page.get_by_label("Window preset")
+    expect(presets).to_have_value("default")
+
+    presets.select_option(label="Lung")
+    expect(page.locator("[data-overlay-wl]")).to_have_text("W 1500 L -600")
+    page.get_by_role("button", name="Brightness and contrast (window/level)").click()
+    drag_across_the_image(page)
+
+    expect(page.locator("[data-overlay-wl]")).not_to_have_text("W 1500 L -600")
+    expect(presets).to_have_value("custom")
+    expect(presets.locator("option:checked")).to_have_text("Custom")
+    # The window stays the user's own while they move through the images.
+    page.locator("[data-viewport]").focus()
+    page.keyboard.press("ArrowDown")
+    expect(overlay_image(page)).to_have_text(f"Image 2 / {SLICES}")
+    expect(presets).to_have_value("custom")
+
+    presets.select_option(label="Brain")
+    expect(page.locator("[data-overlay-wl]")).to_have_text("W 80 L 40")
+    expect(presets).to_have_value("brain")
+    presets.select_option(label="Image default")
+    expect(presets).to_have_value("default")
     watcher.assert_clean()
 
 
