@@ -65,6 +65,8 @@ export class Stage {
       ({ Tools }) => {
         this.tools = new Tools(this.element, VIEWPORT_ID, ENGINE_ID);
         this.tools.setPrimary(this.primary);
+        // Drags and the wheel act from here on (the keyboard and buttons work before).
+        this.element.dataset.toolsReady = '';
         return this.tools;
       },
       (error) => {

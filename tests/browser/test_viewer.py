@@ -71,12 +71,18 @@ def open_viewer(page: Page, login: Callable[..., None], study: Study, series: Se
     page.goto(viewer_url(study, series))
 
 
+def tools_ready(page: Page) -> None:
+    """The image tools load after the first image; drags, the wheel and touch act once they have."""
+    page.wait_for_selector("[data-viewport][data-tools-ready]", state="attached")
+
+
 def overlay_image(page: Page) -> Any:
     return page.locator("[data-overlay-image]")
 
 
 def swipe(page: Page, *, dy: int) -> None:
     """One finger dragged vertically across the middle of the image."""
+    tools_ready(page)
     page.locator("[data-viewport]").scroll_into_view_if_needed()
     box = page.locator("[data-viewport]").bounding_box()
     assert box is not None
@@ -92,6 +98,7 @@ def swipe(page: Page, *, dy: int) -> None:
 
 def drag_across_the_image(page: Page) -> None:
     """The left mouse button dragged from the middle of the image down and to the right."""
+    tools_ready(page)
     box = page.locator("[data-viewport]").bounding_box()
     assert box is not None
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -124,6 +131,7 @@ def test_a_patient_opens_the_ct_and_moves_through_it(
     page.keyboard.press("ArrowUp")
     expect(overlay_image(page)).to_have_text(f"Image 11 / {SLICES}")
 
+    tools_ready(page)
     page.locator("[data-viewport]").hover()
     page.mouse.wheel(0, 300)
     expect(overlay_image(page)).not_to_have_text(f"Image 11 / {SLICES}")
@@ -155,6 +163,7 @@ def test_measurement_tools_can_be_picked(
 
     page.get_by_role("button", name="Measure a length").click()
     expect(page.get_by_role("button", name="Measure a length")).to_have_attribute("aria-pressed", "true")
+    tools_ready(page)
     box = page.locator("[data-viewport]").bounding_box()
     assert box is not None
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
