@@ -59,6 +59,7 @@ from bench.ingest import (  # noqa: E402 - the path above makes bench importable
     log_tail,
     process_tree,
     storescu_send,
+    tree_cpu_seconds,
     wait_for,
     worker_ready,
 )
@@ -604,11 +605,11 @@ def query_load(
     ]
     rows = []
     for what, port, path, cookie, accept in cases:
-        cpu_before = workers_cpu_seconds(server.gunicorn_pid)
+        cpu_before = tree_cpu_seconds(server.gunicorn_pid)
         load = wrk(port, path, cookie=cookie, accept=accept, clients=clients, seconds=15, workdir=workdir)
         # What the web process spends per request: unlike latency, it does not depend on what
         # else the machine's two cores are doing (wrk, PostgreSQL, Redis).
-        cpu_ms = (workers_cpu_seconds(server.gunicorn_pid) - cpu_before) * 1000 / max(1, load.requests)
+        cpu_ms = (tree_cpu_seconds(server.gunicorn_pid) - cpu_before) * 1000 / max(1, load.requests)
         rows.append(
             Row(
                 f"{what}, {clients} clients, {studies:,} studies",
@@ -665,17 +666,6 @@ def big_study(gigabytes: float) -> list[Path]:
         write_study(datasets, directory)
         marker.write_text(f"{count} x 128 MB US cine\n")
     return sorted(directory.glob("*.dcm"))
-
-
-def workers_cpu_seconds(gunicorn_pid: int) -> float:
-    """CPU time (user + system) used so far by gunicorn's master and workers."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in process_tree(gunicorn_pid):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
 
 
 def worker_rss_mb(gunicorn_pid: int) -> float:

@@ -37,31 +37,31 @@ def literal(data: bytes) -> Reader:
     return read
 
 
-class _Segment(NamedTuple):
+class Segment(NamedTuple):
     size: int | None
     read: Reader
 
 
-def _segments(parts: Sequence[Part], boundary: str) -> list[_Segment]:
+def _segments(parts: Sequence[Part], boundary: str) -> list[Segment]:
     segments = []
     for part in parts:
         head = f"--{boundary}\r\nContent-Type: {part.content_type}\r\n\r\n".encode()
         segments += [
-            _Segment(len(head), literal(head)),
-            _Segment(part.size, part.read),
-            _Segment(2, literal(b"\r\n")),
+            Segment(len(head), literal(head)),
+            Segment(part.size, part.read),
+            Segment(2, literal(b"\r\n")),
         ]
     closing = f"--{boundary}--\r\n".encode()
-    return [*segments, _Segment(len(closing), literal(closing))]
+    return [*segments, Segment(len(closing), literal(closing))]
 
 
-def _whole(segments: list[_Segment]) -> Iterator[bytes]:
+def _whole(segments: list[Segment]) -> Iterator[bytes]:
     for segment in segments:
         yield from segment.read(0, None)
 
 
-def _window(segments: list[_Segment], start: int, end: int) -> Iterator[bytes]:
-    """Bytes [start, end) of the body; only the segments that overlap it are read."""
+def window(segments: Sequence[Segment], start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of segments laid end to end; only the segments that overlap are read."""
     offset = 0
     for segment in segments:
         size = segment.size or 0
@@ -137,7 +137,7 @@ def multipart_response(
     else:
         start, end = wanted
         response = StreamingHttpResponse(
-            _window(segments, start, end),
+            window(segments, start, end),
             content_type=content_type,
             status=HTTPStatus.PARTIAL_CONTENT,
         )

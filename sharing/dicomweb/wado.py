@@ -18,6 +18,7 @@ from django.urls import reverse
 from sharing.dicom.dicomjson import bulk_data_value, instance_json
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import FrameError, FrameLayout, Window, decode_frame, frame_layout, render_frame
+from sharing.dicomweb.multipart import Reader, Segment, window
 from sharing.dicomweb.qido import series_instances
 from sharing.dicomweb.scope import ViewerScope
 from sharing.models import Instance, Series, Study
@@ -227,18 +228,14 @@ def stored_frame(
     """Bytes [start, end) of frame `number` (1-based) exactly as stored: native bytes, or its
     compressed fragments one after another. Only the fragments that overlap are read."""
     store = get_store()
-    offset = 0
-    for first, last in layout.frames[number - 1]:
-        low, high = offset, offset + (last - first)
-        offset = high
-        if end is not None and low >= end:
-            break
-        if high <= start:
-            continue
-        stop = high if end is None else min(end, high)
-        yield from store.iter_bytes(
-            instance.object_key, start=first + max(start - low, 0), end=first + stop - low
+
+    def fragment(first: int) -> Reader:
+        return lambda low, high: store.iter_bytes(
+            instance.object_key, start=first + low, end=None if high is None else first + high
         )
+
+    fragments = [Segment(last - first, fragment(first)) for first, last in layout.frames[number - 1]]
+    return window(fragments, start, stored_frame_size(layout, number) if end is None else end)
 
 
 def stored_frame_size(layout: FrameLayout, number: int) -> int:

@@ -323,8 +323,8 @@ def _multipart(
 
 
 def _images_record(request: HttpRequest, scope: ViewerScope, instances: list[Instance]) -> None:
-    """Whole instances and rendered images are audited like frames: once per viewer, series and
-    half hour (the viewer retrieves a series whole, then asks for single frames)."""
+    """Frames, whole instances and rendered images are audited once per viewer, series and half
+    hour (the viewer retrieves a series whole, then asks for single frames)."""
     for study_uid, series_uid in dict.fromkeys(
         (i.study_instance_uid, i.series_instance_uid) for i in instances
     ):
@@ -436,13 +436,7 @@ def retrieve_frames(
     if source is None or source.layout is None or max(numbers) > source.layout.number_of_frames:
         return _not_found()
     instance, layout = source.instance, source.layout
-    frames_record(
-        scope,
-        series_instance_uid=series_instance_uid,
-        study_instance_uid=study_instance_uid,
-        remote_addr=_remote_addr(request),
-        user_agent=user_agent_of(request),
-    )
+    _images_record(request, scope, [instance])
     choice = negotiation.frame_choice(request.headers.get("Accept", ""), layout)
     etag = f"{instance.object_key}:{instance.sha256}:frames={frames}:{choice}"
     if choice == "stored":
