@@ -70,6 +70,11 @@ class Study(models.Model):
     first_received_at = models.DateTimeField()
     last_received_at = models.DateTimeField(db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The series whose thumbnail stands for the study in lists: its first image series with a
+    # thumbnail, kept by the thumbnail task, so a list of studies needs no query for them.
+    preview_series = models.ForeignKey(
+        "Series", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

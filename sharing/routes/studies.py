@@ -17,6 +17,7 @@ def study_patterns(scoped: Callable[[ScopedView], View]) -> list[URLPattern | UR
     return [
         re_path(rf"^studies/{UID}/$", scoped(library.study_detail), name="study"),
         re_path(rf"^studies/{UID}/view$", scoped(viewer.study_viewer), name="study-viewer"),
+        re_path(rf"^studies/{UID}/thumbnail$", scoped(library.study_thumbnail), name="study-thumbnail"),
         re_path(
             rf"^studies/{UID}/series/{SERIES_UID}/thumbnail$",
             scoped(library.series_thumbnail),

@@ -44,6 +44,7 @@ from sharing.selectors.studies import (
     study_library_for_user,
     study_list_for_user,
     study_modalities_for_user,
+    study_preview_get_in,
     study_reports,
 )
 
@@ -84,5 +85,6 @@ __all__ = [
     "study_library_for_user",
     "study_list_for_user",
     "study_modalities_for_user",
+    "study_preview_get_in",
     "study_reports",
 ]

@@ -11,7 +11,6 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from sharing.dicom.render import RenderKind
 from sharing.dicom.sop import ENCAPSULATED_CDA, ENCAPSULATED_PDF, SR_SOP_CLASS_PREFIX
 from sharing.models import Instance, Series, Study, User
 
@@ -57,10 +56,6 @@ def studies_visible_to(user: User) -> QuerySet[Study]:
     return studies
 
 
-def _image_series_with_thumbnails() -> QuerySet[Series]:
-    return Series.objects.filter(thumbnail_kind=RenderKind.IMAGE.value).exclude(thumbnail_key="")
-
-
 def study_library_for_user(
     *,
     user: User,
@@ -70,8 +65,8 @@ def study_library_for_user(
 ) -> QuerySet[Study]:
     """The signed-in user's own studies for the library, newest first, filtered.
 
-    Each study carries ``thumbnail_series``: its image series that have a thumbnail, in series
-    order, fetched in one query for the whole page.
+    A study's card shows the thumbnail of its ``preview_series`` (``study_preview_get_in``), so
+    the cards need no other query.
     """
     studies = study_list_for_user(user=user)
     if date_from is not None:
@@ -80,13 +75,7 @@ def study_library_for_user(
         studies = studies.filter(study_date__lte=date_to)
     if modality:
         studies = studies.filter(Exists(Series.objects.filter(study=OuterRef("pk"), modality=modality)))
-    return studies.prefetch_related(
-        Prefetch(
-            "series",
-            queryset=_image_series_with_thumbnails().order_by("series_number", "pk"),
-            to_attr="thumbnail_series",
-        )
-    )
+    return studies
 
 
 def study_modalities_for_user(*, user: User) -> list[str]:
@@ -126,6 +115,16 @@ def series_get_in(*, visible: QuerySet[Study], study_instance_uid: str, series_i
     )
     if series is None:
         raise Http404("no such series")
+    return series
+
+
+def study_preview_get_in(*, visible: QuerySet[Study], study_instance_uid: str) -> Series:
+    """The series whose thumbnail stands for a study of a viewer's scope; 404 if it has none."""
+    series = Series.objects.filter(
+        pk__in=visible.filter(study_instance_uid=study_instance_uid).values("preview_series")
+    ).first()
+    if series is None:
+        raise Http404("no preview")
     return series
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 
 from django.db import transaction
+from django.db.models import Subquery
 
 from sharing.conf import app_settings
-from sharing.dicom.render import render_thumbnail
-from sharing.models import Instance, Series
+from sharing.dicom.render import RenderKind, render_thumbnail
+from sharing.models import Instance, Series, Study
 from sharing.selectors import series_received_within
 from sharing.storage import StorageError, get_store, new_key
 
@@ -63,9 +64,29 @@ def series_thumbnail_update(*, series_id: int, settle_seconds: float = 0) -> boo
             locked.thumbnail_kind = thumbnail.kind.value
             locked.thumbnail_instance = middle
             locked.save(update_fields=["thumbnail_key", "thumbnail_kind", "thumbnail_instance"])
+            study_preview_update(study_id=locked.study_id)
         if stale_key:
             transaction.on_commit(lambda: _delete_quietly(stale_key))
     return stale_key != key
+
+
+def study_preview_update(*, study_id: int) -> None:
+    """Point the study at its first image series with a thumbnail, the one lists show.
+
+    The study's row is locked first, so that the series are read after any other thumbnail
+    task's commit: two series finishing at once both count. (Locks go series, then study, in
+    the same order as the indexer's.)
+    """
+    with transaction.atomic():
+        if not list(Study.objects.select_for_update().filter(pk=study_id).values_list("pk", flat=True)):
+            return
+        first = (
+            Series.objects.filter(study_id=study_id, thumbnail_kind=RenderKind.IMAGE.value)
+            .exclude(thumbnail_key="")
+            .order_by("series_number", "pk")
+            .values("pk")[:1]
+        )
+        Study.objects.filter(pk=study_id).update(preview_series=Subquery(first))
 
 
 def _delete_quietly(key: str) -> None:

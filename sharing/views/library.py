@@ -26,6 +26,7 @@ from sharing.selectors import (
     study_get_in,
     study_library_for_user,
     study_modalities_for_user,
+    study_preview_get_in,
     study_reports,
 )
 from sharing.storage import ObjectNotFound, get_store
@@ -119,6 +120,8 @@ def library(request: HttpRequest) -> HttpResponse:
         "sharing/home.html",
         {
             "form": form,
+            "date_fields": [form["date_from"], form["date_to"]],
+            "chosen_modality": form["modality"].value() or "",
             "page": page,
             "studies": page.object_list,
             "cards": [StudyCard.of(study) for study in page.object_list],
@@ -200,7 +203,16 @@ def series_thumbnail(
         study_instance_uid=study_instance_uid,
         series_instance_uid=series_instance_uid,
     )
-    key = series.thumbnail_key
+    return _thumbnail_response(request, series.thumbnail_key)
+
+
+def study_thumbnail(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponseBase:
+    """The thumbnail that stands for a study in the library (its preview series'). Not audited."""
+    series = study_preview_get_in(visible=scope.studies(), study_instance_uid=study_instance_uid)
+    return _thumbnail_response(request, series.thumbnail_key)
+
+
+def _thumbnail_response(request: HttpRequest, key: str) -> HttpResponseBase:
     if not key:
         raise Http404("no thumbnail")
     etag = f'"{key}"'

@@ -72,6 +72,23 @@ def test_each_series_gets_a_thumbnail_of_its_middle_image(tmp_path, patient):
             assert handle.read(2) == b"\xff\xd8"
 
 
+def test_a_study_is_previewed_by_its_first_image_series_with_a_thumbnail(tmp_path, patient):
+    second = mr_series(patient, slices=2, size=32, series_number=2)
+    study_uid = str(second[0].StudyInstanceUID)
+    report = sr_report(patient, study_uid=study_uid, text="Letter.")
+    receive_all(write_study([report, *second], tmp_path / "second"))
+    study = Study.objects.get()
+    assert study.preview_series == Series.objects.get(series_number=2, modality="MR")
+
+    # A series that comes first arrives later: it stands for the study once it has a thumbnail.
+    first = mr_series(patient, slices=2, size=32, series_number=1, study_uid=study_uid, weighting="T1")
+    receive_all(write_study(first, tmp_path / "first"))
+
+    study.refresh_from_db()
+    assert study.preview_series == Series.objects.get(series_number=1)
+    assert study.preview_series.thumbnail_kind == "image"
+
+
 def test_a_colour_multiframe_is_thumbnailed(tmp_path, patient):
     receive_all(write_study(us_multiframe(patient, frames=6, rows=60, cols=80), tmp_path / "us"))
 

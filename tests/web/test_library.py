@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from sharing.dicom.synthetic import SyntheticPatient, mr_series, sr_report, write_study
 from sharing.models import AuditEvent, Instance, Patient, Series, Study
+from sharing.services.thumbnails import study_preview_update
 from tests.support.factories import ingest, make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,6 +40,10 @@ def pdf_of(study: Study) -> Instance:
 
 def thumbnail_url(study: Study) -> str:
     return reverse("series-thumbnail", args=[study.study_instance_uid, ct_of(study).series_instance_uid])
+
+
+def preview_url(study: Study) -> str:
+    return reverse("study-thumbnail", args=[study.study_instance_uid])
 
 
 def pdf_url(study: Study) -> str:
@@ -74,6 +79,7 @@ def quick_study(patient: Patient, uid: str, *, modality: str = "CT", study_date:
         thumbnail_key=f"thumbnails/{uid}.jpg",
         thumbnail_kind="image",
     )
+    study_preview_update(study_id=study.pk)
     return study
 
 
@@ -86,9 +92,9 @@ def test_the_owner_sees_their_studies_as_cards_with_thumbnails(client, jane, jan
     assert response.status_code == HTTPStatus.OK
     assert list(response.context["studies"]) == [janes_study]
     page = response.content.decode()
-    url = thumbnail_url(janes_study)
+    url = preview_url(janes_study)
     assert f'src="{url}"' in page
-    assert 'alt="Preview: CT series' in page
+    assert 'alt="Preview of this study\'s images"' in page
     assert reverse("study", args=[janes_study.study_instance_uid]) in page
     assert "From your hospital" in page
     assert ">Report<" in page
@@ -96,6 +102,8 @@ def test_the_owner_sees_their_studies_as_cards_with_thumbnails(client, jane, jan
     thumbnail = client.get(url)
     assert thumbnail.status_code == HTTPStatus.OK
     assert thumbnail["Content-Type"] == "image/jpeg"
+    # The study's thumbnail is its CT's: the report series have none.
+    assert thumbnail["ETag"] == f'"{ct_of(janes_study).thumbnail_key}"'
     assert body(thumbnail).startswith(b"\xff\xd8")
 
 
@@ -108,9 +116,10 @@ def test_a_study_completed_weeks_ago_is_no_longer_new(client, jane, janes_study)
     assert b">New<" not in response.content
 
 
-def test_a_thumbnail_is_cached_privately_and_revalidated_by_its_etag(client, jane, janes_study):
+@pytest.mark.parametrize("url_of", [thumbnail_url, preview_url], ids=["series", "study"])
+def test_a_thumbnail_is_cached_privately_and_revalidated_by_its_etag(client, jane, janes_study, url_of):
     client.force_login(jane)
-    url = thumbnail_url(janes_study)
+    url = url_of(janes_study)
 
     first = client.get(url)
     again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
@@ -175,6 +184,7 @@ def test_another_patients_study_thumbnail_and_report_are_not_found(client, jane,
     for url in (
         reverse("study", args=[johns_study.study_instance_uid]),
         thumbnail_url(johns_study),
+        preview_url(johns_study),
         pdf_url(johns_study),
     ):
         response = client.get(url)
@@ -199,6 +209,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, janes_study):
         reverse("home"),
         reverse("study", args=[janes_study.study_instance_uid]),
         thumbnail_url(janes_study),
+        preview_url(janes_study),
         pdf_url(janes_study),
     ):
         response = client.get(url)
@@ -212,11 +223,13 @@ def test_records_staff_can_open_any_study_page(client, staff, johns_study):
 
     page = client.get(reverse("study", args=[johns_study.study_instance_uid]))
     thumbnail = client.get(thumbnail_url(johns_study))
+    preview = client.get(preview_url(johns_study))
     pdf = client.get(pdf_url(johns_study))
 
     assert page.status_code == HTTPStatus.OK
     assert b"No acute findings." in page.content
     assert thumbnail.status_code == HTTPStatus.OK
+    assert preview.status_code == HTTPStatus.OK
     assert body(pdf).startswith(b"%PDF")
     assert AuditEvent.objects.filter(action=AuditEvent.Action.VIEW, actor_user=staff).count() == 2
 
@@ -230,6 +243,7 @@ def test_a_report_only_study_gets_a_report_tile(client, tmp_path, patient, jane)
 
     assert b'class="thumb-placeholder">Report<' in response.content
     assert b"/thumbnail" not in response.content
+    assert client.get(reverse("study-thumbnail", args=[uid])).status_code == HTTPStatus.NOT_FOUND
 
 
 def test_the_library_filters_by_modality_and_date(client, tmp_path, patient, jane, janes_study):
@@ -321,9 +335,10 @@ def test_a_library_that_fits_one_page_is_read_in_one_query_with_its_thumbnails(c
     with CaptureQueriesContext(connection) as captured:
         response = client.get(reverse("home"))
 
-    # The studies and their thumbnail series (the user comes from the cache): no count, no
-    # separate list of modalities.
-    assert len(captured) == 2
+    # The studies, with the series their thumbnails come from (the user comes from the cache):
+    # no count, no separate list of modalities, no query for thumbnails.
+    assert len(captured) == 1
+    assert response.content.decode().count('src="/studies/6.') == 2
     assert {"CT", "MR"} <= {value for value, _ in response.context["form"].fields["modality"].choices}
     assert b"Page 1 of" not in response.content
 
