@@ -6,6 +6,9 @@ requests for one series, so the user row is kept in the cache for a few minutes 
 moment the row is saved (``forget_user``, connected in ``SharingConfig.ready``). Every
 change of role, password or activity goes through ``save``; the checks themselves (active,
 password hash of the session) still run on every request, on the cached row.
+
+Whether a staff account has an authenticator app, which every staff request asks, is cached the
+same way and dropped whenever one of its authenticators is saved or deleted.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.auth_backends import AuthenticationBackend as AllauthBackend
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.core.cache import cache
 
@@ -23,6 +28,10 @@ USER_CACHE_SECONDS = 300
 
 def _key(user_id: Any) -> str:
     return f"lightbox:user:v1:{user_id}"
+
+
+def _totp_key(user_id: Any) -> str:
+    return f"lightbox:user-totp:v1:{user_id}"
 
 
 class CachedUserMixin:
@@ -46,3 +55,16 @@ class AuthenticationBackend(CachedUserMixin, AllauthBackend):  # type: ignore[mi
 
 def forget_user(sender: Any, instance: User, **kwargs: Any) -> None:
     cache.delete(_key(instance.pk))
+
+
+def has_totp(user: User) -> bool:
+    """Whether the account has an authenticator app (TOTP)."""
+    enabled = cache.get(_totp_key(user.pk))
+    if not isinstance(enabled, bool):
+        enabled = bool(is_mfa_enabled(user, [Authenticator.Type.TOTP]))
+        cache.set(_totp_key(user.pk), enabled, USER_CACHE_SECONDS)
+    return enabled
+
+
+def forget_authenticators(sender: Any, instance: Authenticator, **kwargs: Any) -> None:
+    cache.delete(_totp_key(instance.user_id))

@@ -12,8 +12,6 @@ from functools import cache
 from http import HTTPStatus
 from urllib.parse import urlencode
 
-from allauth.mfa.models import Authenticator
-from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -22,6 +20,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
+from sharing.auth_backends import has_totp
 from sharing.conf import app_settings
 from sharing.models import User
 
@@ -79,7 +78,7 @@ def mfa_required(user: AbstractBaseUser | AnonymousUser) -> bool:
         return False
     if not (user.is_records_staff or user.is_staff or user.is_superuser):
         return False
-    return not is_mfa_enabled(user, [Authenticator.Type.TOTP])
+    return not has_totp(user)
 
 
 def mfa_required_api_response() -> JsonResponse:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.mfa.models import Authenticator
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 
-from sharing.auth_backends import forget_user
+from sharing.auth_backends import forget_authenticators, forget_user
 from sharing.models import AuditEvent, User
 from sharing.services.audit import audit_record
 
@@ -73,9 +74,13 @@ def on_user_login_failed(
 
 
 def connect() -> None:
-    # A saved account is read afresh by the next request (sharing.auth_backends). Accounts are
-    # never deleted: their audit events protect them.
+    # A saved account, and whether it has an authenticator app, are read afresh by the next
+    # request (sharing.auth_backends). Accounts are never deleted: their audit events protect them.
     post_save.connect(forget_user, sender=User, dispatch_uid="lightbox.user_cache.save")
+    post_save.connect(forget_authenticators, sender=Authenticator, dispatch_uid="lightbox.totp_cache.save")
+    post_delete.connect(
+        forget_authenticators, sender=Authenticator, dispatch_uid="lightbox.totp_cache.delete"
+    )
     user_logged_in.connect(on_user_logged_in, dispatch_uid="lightbox.audit.login")
     user_logged_out.connect(on_user_logged_out, dispatch_uid="lightbox.audit.logout")
     user_login_failed.connect(on_user_login_failed, dispatch_uid="lightbox.audit.login_failed")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -235,8 +236,17 @@ def _record_once(
     user_agent: str,
     detail: dict[str, Any],
 ) -> None:
-    """Audit ``what`` for this viewer unless it was audited within the summary window."""
-    if cache.add(f"lightbox:audited:{scope.summary_key()}:{what}", 1, timeout=SUMMARY_SECONDS):
+    """Audit ``what`` for this viewer unless it was audited within the summary window.
+
+    The window's end is the cache entry's value. A process that has seen it keeps it (``_known``)
+    and asks the cache nothing more until then: a viewer's next frame costs no round trip.
+    """
+    key = f"lightbox:audited:{scope.summary_key()}:{what}"
+    now = _clock()
+    if _known.get(key, 0.0) > now:
+        return
+    until = now + SUMMARY_SECONDS
+    if cache.add(key, until, timeout=SUMMARY_SECONDS):
         scope.record_access(
             action=action,
             remote_addr=remote_addr,
@@ -244,6 +254,19 @@ def _record_once(
             user_agent=user_agent,
             detail=detail,
         )
+    else:
+        until = cache.get(key)
+    if isinstance(until, float):
+        if len(_known) >= _KNOWN_MAX:
+            _known.clear()
+        _known[key] = until
+
+
+# Summary windows this process knows to be open, and their ends (a bounded memory, forgotten
+# wholesale when full).
+_known: dict[str, float] = {}
+_KNOWN_MAX = 20_000
+_clock = time.time
 
 
 def frames_record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pydicom
@@ -78,6 +79,11 @@ def test_a_study_sent_with_storescu_is_stored_indexed_and_thumbnailed(scp, dcmtk
 def test_each_association_writes_one_audit_event_per_study(scp, dcmtk_env, ct_files):
     storescu(scp, dcmtk_env, *ct_files)
 
+    # The SCP writes it once the association is released, which storescu does not wait for.
+    deadline = time.monotonic() + 10
+    while not AuditEvent.objects.filter(action=AuditEvent.Action.INGEST).exists():
+        assert time.monotonic() < deadline, "no ingest audit event"
+        time.sleep(0.05)
     event = AuditEvent.objects.get(action=AuditEvent.Action.INGEST)
     assert event.actor_kind == AuditEvent.ActorKind.PEER
     assert event.actor_label == "PACS@127.0.0.1"

@@ -52,6 +52,7 @@ def endpoints(study: Study, root: str, dicomweb: str) -> dict[str, str]:
         "study page": f"{root}studies/{uid}/",
         "viewer": f"{root}studies/{uid}/view",
         "thumbnail": f"{root}studies/{uid}/series/{se}/thumbnail",
+        "study thumbnail": f"{root}studies/{uid}/thumbnail",
         "report pdf": f"{root}studies/{uid}/reports/{pdf.sop_instance_uid}.pdf",
         "download": f"{root}studies/{uid}/download",
         "jpeg download": f"{root}studies/{uid}/download/jpeg",

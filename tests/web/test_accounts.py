@@ -434,3 +434,30 @@ def test_a_change_of_role_applies_at_the_next_request(client, patient):
 
     # Staff now: sent to set up an authenticator, which patients never are.
     assert client.get(reverse("workspace-queue"))["Location"] == reverse("mfa_activate_totp")
+
+
+def authenticator_queries(client: Client) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(reverse("unmatched-studies")).status_code == HTTPStatus.OK
+    return sum('FROM "mfa_authenticator"' in query["sql"] for query in captured.captured_queries)
+
+
+def test_whether_staff_have_an_authenticator_is_read_from_the_database_once(client, staff_with_totp):
+    staff, _ = staff_with_totp
+    client.force_login(staff)
+    authenticator_queries(client)
+
+    assert authenticator_queries(client) == 0
+
+
+def test_staff_who_remove_their_authenticator_are_sent_to_set_one_up_at_once(client, staff_with_totp):
+    staff, _ = staff_with_totp
+    client.force_login(staff)
+    assert client.get(reverse("unmatched-studies")).status_code == HTTPStatus.OK
+
+    Authenticator.objects.filter(user=staff).delete()
+
+    assert client.get(reverse("unmatched-studies"))["Location"] == reverse("mfa_activate_totp")

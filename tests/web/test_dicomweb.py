@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -142,6 +144,19 @@ def test_study_searches_filter(client, jane, janes_ct, janes_rle, query, expecte
     assert [values(s, "0020000D")[0] for s in response.json()] == [uids[n] for n in expected]
 
 
+@pytest.mark.parametrize("query", ["", "PatientID=MRN-1001", "PatientName=DOE*", "StudyDate=20260301-"])
+def test_undated_studies_come_first_in_every_search(client, jane, janes_ct, janes_rle, query):
+    # A search by patient sorts differently from the others (for PostgreSQL's plan), in the
+    # same order, on PostgreSQL and on SQLite alike.
+    Study.objects.filter(pk=janes_ct.pk).update(study_date=None)
+    client.force_login(jane)
+
+    found = client.get(reverse("stow") + "?" + query).json()
+
+    expected = [janes_rle] if query.startswith("StudyDate") else [janes_ct, janes_rle]
+    assert [values(s, "0020000D")[0] for s in found] == [s.study_instance_uid for s in expected]
+
+
 def test_a_name_prefix_search_has_an_index_on_postgresql(db):
     if connection.vendor != "postgresql":
         pytest.skip("the index is PostgreSQL's")
@@ -221,6 +236,35 @@ def test_a_repeated_search_is_audited_once_per_viewer(client, jane, staff, janes
         (jane, 0),
         (staff, 1),
     ]
+
+
+def test_a_search_is_audited_again_once_its_half_hour_is_over(client, jane, janes_ct, monkeypatch):
+    from sharing.dicomweb import scope
+
+    url = reverse("stow")
+    client.force_login(jane)
+    client.get(url)
+    client.get(url)
+    later = time.time() + scope.SUMMARY_SECONDS + 1
+    # The cache entry has expired by then: only this process's memory of it is left to check.
+    cache.delete_many([key for key in scope._known if key.startswith(f"lightbox:audited:user:{jane.pk}:")])
+    monkeypatch.setattr(scope, "_clock", lambda: later)
+    client.get(url)
+    client.get(url)
+
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.QUERY, actor_user=jane).count() == 2
+
+
+def test_a_search_another_process_audited_is_not_audited_again(client, jane, janes_ct):
+    from sharing.dicomweb import scope
+
+    client.force_login(jane)
+    client.get(reverse("stow"))
+    scope._known.clear()  # as if the next request went to another process
+
+    client.get(reverse("stow"))
+
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.QUERY, actor_user=jane).count() == 1
 
 
 def test_metadata_holds_the_headers_and_points_at_the_frames(client, jane, janes_ct, ct, object_store):

@@ -70,6 +70,7 @@ def sub_resources(study: Study) -> dict[str, str]:
         "home": "/s/",
         "study page": f"/s/studies/{uid}/",
         "thumbnail": f"/s/studies/{uid}/series/{se}/thumbnail",
+        "study thumbnail": f"/s/studies/{uid}/thumbnail",
         "download": f"/s/studies/{uid}/download",
         "jpeg download": f"/s/studies/{uid}/download/jpeg",
         "qido studies": "/s/dicomweb/studies",
