@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlparse
 
@@ -95,10 +95,12 @@ class LocalObjectStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()) or ".." in Path(key).parts:
+        # Keys are Lightbox's own ("instances/ab/abcdef….dcm"): a relative path that goes
+        # nowhere up stays below the root, so no file system call is needed to check it.
+        parts = PurePosixPath(key).parts
+        if not parts or key.startswith("/") or ".." in parts or "\\" in key or "\x00" in key:
             raise ValueError(f"object key escapes the store: {key!r}")
-        return path
+        return self.root / key
 
     def ensure_ready(self) -> None:
         # Private by its root: nothing below a 0700 directory is reachable by other users,

@@ -7,6 +7,7 @@ that changes when instances are added; frames are read as exact byte ranges of t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -88,20 +89,32 @@ _FRAME_FIELDS = (
 
 @dataclass(frozen=True)
 class FrameSource:
-    """An instance in a viewer's scope and where its frames lie (None if it has none)."""
+    """An instance in a viewer's scope and where its frames lie (None if it has none), as decided
+    until ``until`` (a time.time())."""
 
     instance: Instance
     layout: FrameLayout | None
+    until: float
 
 
 def frame_source(
     *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
 ) -> FrameSource | None:
-    """``instance_in_scope`` for the frame endpoint, with the frames' layout: one cache read."""
-    key = f"lightbox:frame-access:v2:{scope.summary_key()}:{sop_instance_uid}"
-    cached = cache.get(key)
+    """``instance_in_scope`` for the frame endpoint, with the frames' layout.
+
+    The decision holds for FRAME_ACCESS_SECONDS, for every process (it is cached); a process that
+    has seen it keeps it until the same moment, so a viewer's next frame asks no one.
+    """
+    key = f"lightbox:frame-access:v3:{scope.summary_key()}:{sop_instance_uid}"
+    now = _clock()
+    cached = _sources.get(key)
+    if cached is None or cached.until <= now:
+        cached = cache.get(key)
+        if isinstance(cached, FrameSource):
+            _remember(key, cached)
     if (
         isinstance(cached, FrameSource)
+        and cached.until > now
         and cached.instance.study_instance_uid == study_instance_uid
         and cached.instance.series_instance_uid == series_instance_uid
     ):
@@ -114,9 +127,22 @@ def frame_source(
         layout: FrameLayout | None = instance_layout(instance)
     except (FrameError, ObjectNotFound):
         layout = None
-    source = FrameSource(instance, layout)
+    source = FrameSource(instance, layout, until=now + FRAME_ACCESS_SECONDS)
     cache.set(key, source, FRAME_ACCESS_SECONDS)
+    _remember(key, source)
     return source
+
+
+# The decisions this process has seen, kept until they end (bounded; forgotten wholesale when full).
+_sources: dict[str, FrameSource] = {}
+_SOURCES_MAX = 1024
+_clock = time.time
+
+
+def _remember(key: str, source: FrameSource) -> None:
+    if len(_sources) >= _SOURCES_MAX:
+        _sources.clear()
+    _sources[key] = source
 
 
 def frames_path(instance: Instance) -> str:

@@ -34,11 +34,14 @@ def test_objects_are_private_to_the_service_user(object_store: Path, tmp_path: P
     assert object_store.stat().st_mode & 0o077 == 0
 
 
-def test_keys_cannot_escape_the_store(tmp_path: Path):
+@pytest.mark.parametrize(
+    "key", ["../../etc/passwd", "instances/../../x", "/etc/passwd", "", "instances\\..\\..\\x", "a\x00b"]
+)
+def test_keys_cannot_escape_the_store(tmp_path: Path, key: str):
     store = LocalObjectStore(tmp_path / "objects")
 
     with pytest.raises(ValueError, match="escapes"):
-        store.head("../../etc/passwd")
+        store.head(key)
 
 
 @pytest.mark.parametrize(

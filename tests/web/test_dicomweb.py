@@ -395,6 +395,23 @@ def test_a_frame_has_a_length_and_the_same_bytes_on_every_request(client, jane, 
     assert first["ETag"] == second["ETag"]
 
 
+def test_a_frame_access_decision_ends_after_its_minute(client, jane, janes_ct, ct, monkeypatch):
+    from sharing.dicomweb import wado
+    from sharing.models import Patient
+
+    client.force_login(jane)
+    url = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+    assert client.get(url).status_code == HTTPStatus.OK
+    Patient.objects.filter(user=jane).update(user=None)  # staff unlink the record
+
+    # By then the shared cache entry has expired: only this process's memory of it is left.
+    cache.delete_many([key for key in wado._sources if f":user:{jane.pk}:" in key])
+    later = time.time() + wado.FRAME_ACCESS_SECONDS + 1
+    monkeypatch.setattr(wado, "_clock", lambda: later)
+
+    assert client.get(url).status_code == HTTPStatus.NOT_FOUND
+
+
 @pytest.mark.parametrize(
     ("range_header", "expected"),
     [
