@@ -7,8 +7,8 @@ moment the row is saved (``forget_user``, connected in ``SharingConfig.ready``).
 change of role, password or activity goes through ``save``; the checks themselves (active,
 password hash of the session) still run on every request, on the cached row.
 
-Whether a staff account has an authenticator app, which every staff request asks, is cached the
-same way and dropped whenever one of its authenticators is saved or deleted.
+Whether the account has an authenticator app, which every staff request asks, is kept with the
+cached row, and both are dropped whenever one of its authenticators is saved or deleted.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class CachedUserMixin:
             user = super().get_user(user_id)  # type: ignore[misc]
             if not isinstance(user, User):
                 return None
+            # Kept with the row: staff requests ask it every time (StaffMFAMiddleware).
+            user.lightbox_has_totp = _has_totp_in_database(user)  # type: ignore[attr-defined]
             cache.set(_key(user_id), user, USER_CACHE_SECONDS)
         return user if self.user_can_authenticate(user) else None  # type: ignore[attr-defined]
 
@@ -58,13 +60,21 @@ def forget_user(sender: Any, instance: User, **kwargs: Any) -> None:
 
 
 def has_totp(user: User) -> bool:
-    """Whether the account has an authenticator app (TOTP)."""
+    """Whether the account has an authenticator app (TOTP): read with the cached user, else
+    cached on its own."""
+    enabled = getattr(user, "lightbox_has_totp", None)
+    if isinstance(enabled, bool):
+        return enabled
     enabled = cache.get(_totp_key(user.pk))
     if not isinstance(enabled, bool):
-        enabled = bool(is_mfa_enabled(user, [Authenticator.Type.TOTP]))
+        enabled = _has_totp_in_database(user)
         cache.set(_totp_key(user.pk), enabled, USER_CACHE_SECONDS)
     return enabled
 
 
+def _has_totp_in_database(user: User) -> bool:
+    return bool(is_mfa_enabled(user, [Authenticator.Type.TOTP]))
+
+
 def forget_authenticators(sender: Any, instance: Authenticator, **kwargs: Any) -> None:
-    cache.delete(_totp_key(instance.user_id))
+    cache.delete_many([_key(instance.user_id), _totp_key(instance.user_id)])

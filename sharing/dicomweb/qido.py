@@ -140,6 +140,13 @@ def _int_filter(field: str, value: str) -> Q:
         raise QueryError(f"{value!r} is not a number") from None
 
 
+def _one(vr: str, value: Any) -> dict[str, Any]:
+    """``_element`` with one value or none: most attributes, and the quicker for it."""
+    if value is None or value == "":
+        return {"vr": vr}
+    return {"vr": vr, "Value": [{"Alphabetic": value} if vr == "PN" else value]}
+
+
 def _element(vr: str, *values: Any) -> dict[str, Any]:
     present = [v for v in values if v not in ("", None)]
     if not present:
@@ -150,7 +157,7 @@ def _element(vr: str, *values: Any) -> dict[str, Any]:
 
 
 def _da(value: datetime.date | None) -> str:
-    return value.strftime("%Y%m%d") if value else ""
+    return value.isoformat().replace("-", "") if value else ""
 
 
 def search_studies(
@@ -214,22 +221,22 @@ _STUDY_FIELDS = (
 
 def _study_json(study: dict[str, Any], url_for: UrlFor) -> dict[str, Any]:
     return {
-        "00080020": _element("DA", _da(study["study_date"])),
-        "00080030": _element("TM", study["study_time"]),
-        "00080050": _element("SH", study["accession_number"]),
+        "00080020": _one("DA", _da(study["study_date"])),
+        "00080030": _one("TM", study["study_time"]),
+        "00080050": _one("SH", study["accession_number"]),
         "00080061": _element("CS", *(m for m in study["modalities"].split("\\") if m)),
-        "00080090": _element("PN", study["referring_physician"]),
-        "00081030": _element("LO", study["description"]),
-        "00081190": _element("UR", url_for("dicomweb-study", study["study_instance_uid"])),
-        "00100010": _element("PN", study["patient__name"]),
-        "00100020": _element("LO", study["patient__patient_id"]),
-        "00100021": _element("LO", study["patient__issuer"]),
-        "00100030": _element("DA", _da(study["patient__birth_date"])),
-        "00100040": _element("CS", study["patient__sex"]),
-        "0020000D": _element("UI", study["study_instance_uid"]),
-        "00200010": _element("SH", study["study_id"]),
-        "00201206": _element("IS", study["number_of_series"]),
-        "00201208": _element("IS", study["number_of_instances"]),
+        "00080090": _one("PN", study["referring_physician"]),
+        "00081030": _one("LO", study["description"]),
+        "00081190": _one("UR", url_for("dicomweb-study", study["study_instance_uid"])),
+        "00100010": _one("PN", study["patient__name"]),
+        "00100020": _one("LO", study["patient__patient_id"]),
+        "00100021": _one("LO", study["patient__issuer"]),
+        "00100030": _one("DA", _da(study["patient__birth_date"])),
+        "00100040": _one("CS", study["patient__sex"]),
+        "0020000D": _one("UI", study["study_instance_uid"]),
+        "00200010": _one("SH", study["study_id"]),
+        "00201206": _one("IS", study["number_of_series"]),
+        "00201208": _one("IS", study["number_of_instances"]),
     }
 
 
