@@ -531,6 +531,8 @@ def load_synthetic_studies(server: Lightbox, studies: int) -> None:
     server.db.execute("vacuum analyze")
 
 
+LOAD_RUNS = 3
+
 WRK_SCRIPT = """
 wrk.headers["Cookie"] = "{cookie}"
 wrk.headers["Accept"] = "{accept}"
@@ -607,19 +609,32 @@ def query_load(
     rows = []
     for what, port, path, cookie, accept in cases:
         cpu_before = tree_cpu_seconds(server.gunicorn_pid)
-        load = wrk(port, path, cookie=cookie, accept=accept, clients=clients, seconds=15, workdir=workdir)
+        # Three runs, each with new connections: which gunicorn worker accepts how many of the
+        # 32 decides much of the tail, so one run is one draw. The run with the median p95 is
+        # reported, with the other two p95s beside it.
+        runs = sorted(
+            (
+                wrk(port, path, cookie=cookie, accept=accept, clients=clients, seconds=10, workdir=workdir)
+                for _ in range(LOAD_RUNS)
+            ),
+            key=lambda run: run.p95_ms,
+        )
+        load = runs[len(runs) // 2]
+        requests, errors = sum(run.requests for run in runs), sum(run.errors for run in runs)
         # What the web process spends per request: unlike latency, it does not depend on what
         # else the machine's two cores are doing (wrk, PostgreSQL, Redis).
-        cpu_ms = (tree_cpu_seconds(server.gunicorn_pid) - cpu_before) * 1000 / max(1, load.requests)
+        cpu_ms = (tree_cpu_seconds(server.gunicorn_pid) - cpu_before) * 1000 / max(1, requests)
+        spread = "/".join(f"{run.p95_ms:.0f}" for run in runs)
         rows.append(
             Row(
                 f"{what}, {clients} clients, {studies:,} studies",
-                f"p50 {load.p50_ms:.0f} / p95 {load.p95_ms:.0f} / p99 {load.p99_ms:.0f} ms, {load.requests / load.seconds:.0f} req/s"
-                f", {cpu_ms:.1f} ms CPU/req" + (f", {load.errors} errors" if load.errors else ""),
+                f"p50 {load.p50_ms:.0f} / p95 {load.p95_ms:.0f} (runs {spread}) / p99 {load.p99_ms:.0f} ms"
+                f", {load.requests / load.seconds:.0f} req/s, {cpu_ms:.1f} ms CPU/req"
+                + (f", {errors} errors" if errors else ""),
                 "—",
                 "—",
                 "p95 < 100 ms",
-                "PASS" if load.p95_ms < 100 and not load.errors else "FAIL",
+                "PASS" if load.p95_ms < 100 and not errors else "FAIL",
             )
         )
     reference = wrk(

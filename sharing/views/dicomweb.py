@@ -21,7 +21,6 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from sharing.dicom.errors import DicomInputError
@@ -38,7 +37,7 @@ from sharing.dicomweb.scope import (
     viewer_scope_for,
 )
 from sharing.models import AuditEvent, Instance, Series
-from sharing.routes.uids import IS_UID
+from sharing.routes.paths import uid_path
 from sharing.storage import ObjectNotFound
 from sharing.views import stow
 from sharing.views.scoped import dicomweb_root
@@ -129,25 +128,12 @@ def _etag(identity: str) -> str:
     return '"' + hashlib.sha256(identity.encode()).hexdigest()[:32] + '"'
 
 
-# Stands for a UID while a route is reversed once per search: it matches the UID pattern.
-_UID_STAND_IN = "0.0.1234567890987654321"
-
-
 def _url_for(request: HttpRequest, scope: ViewerScope) -> qido.UrlFor:
-    """URLs of the results: each route reversed once per search, not once per result."""
+    """URLs of the results: the origin worked out once per search, each route once per process."""
     origin = request.build_absolute_uri("/").removesuffix("/")
-    pieces: dict[tuple[str, int], list[str] | None] = {}
 
     def url_for(name: str, *args: str) -> str:
-        key = (name, len(args))
-        if key not in pieces:
-            path = reverse(scope.url_namespace + name, args=[_UID_STAND_IN] * len(args))
-            parts = path.split(_UID_STAND_IN)
-            pieces[key] = parts if len(parts) == len(args) + 1 else None
-        around = pieces[key]
-        if around is None or not all(map(IS_UID, args)):
-            return origin + reverse(scope.url_namespace + name, args=args)
-        return origin + "".join(piece + arg for piece, arg in zip(around, [*args, ""], strict=True))
+        return origin + uid_path(scope.url_namespace + name, *args)
 
     return url_for
 
