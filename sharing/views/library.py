@@ -105,14 +105,16 @@ def library(request: HttpRequest) -> HttpResponse:
             "date_to": form.cleaned_data["date_to"],
             "modality": form.cleaned_data["modality"],
         }
-    studies = study_library_for_user(user=user, **filters)
-    if first_page:
+    if whole is not None:
+        page = _CountedPaginator(whole, PAGE_SIZE, count=len(whole)).page(1)
+    elif first_page:
+        studies = study_library_for_user(user=user, **filters)
         if rows is None:
             rows = list(studies[: PAGE_SIZE + 1])
         count = len(rows) if len(rows) <= PAGE_SIZE else studies.count()
         page = _CountedPaginator(rows, PAGE_SIZE, count=count).page(1)
     else:
-        page = Paginator(studies, PAGE_SIZE).get_page(number)
+        page = Paginator(study_library_for_user(user=user, **filters), PAGE_SIZE).get_page(number)
     query = request.GET.copy()
     query.pop("page", None)
     return render(

@@ -335,9 +335,12 @@ def test_a_library_that_fits_one_page_is_read_in_one_query_with_its_thumbnails(c
     with CaptureQueriesContext(connection) as captured:
         response = client.get(reverse("home"))
 
-    # The studies, with the series their thumbnails come from (the user comes from the cache):
-    # no count, no separate list of modalities, no query for thumbnails.
-    assert len(captured) == 1
+    # The studies, with the series their thumbnails come from (the user comes from the cache, and
+    # the session from Redis when there is one): no count, no list of modalities, no thumbnails.
+    assert [q["sql"] for q in captured.captured_queries if "django_session" not in q["sql"]] == [
+        captured.captured_queries[-1]["sql"]
+    ]
+    assert "sharing_study" in captured.captured_queries[-1]["sql"]
     assert response.content.decode().count('src="/studies/6.') == 2
     assert {"CT", "MR"} <= {value for value, _ in response.context["form"].fields["modality"].choices}
     assert b"Page 1 of" not in response.content
