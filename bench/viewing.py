@@ -613,9 +613,8 @@ def query_load(
         # Warm-up, not measured: every worker thread's database connection, templates, caches.
         wrk(port, path, cookie=cookie, accept=accept, clients=clients, seconds=3, workdir=workdir)
         cpu_before = tree_cpu_seconds(server.gunicorn_pid)
-        # Three runs, each with new connections: which gunicorn worker accepts how many of the
-        # 32 decides much of the tail, so one run is one draw. The run with the median p95 is
-        # reported, with the other two p95s beside it.
+        # Three runs, each with new connections: on two shared cores one run is one draw. The run
+        # with the median p95 is reported, with the other two p95s beside it.
         runs = sorted(
             (
                 wrk(port, path, cookie=cookie, accept=accept, clients=clients, seconds=10, workdir=workdir)

@@ -30,10 +30,6 @@ def _key(user_id: Any) -> str:
     return f"lightbox:user:v1:{user_id}"
 
 
-def _totp_key(user_id: Any) -> str:
-    return f"lightbox:user-totp:v1:{user_id}"
-
-
 class CachedUserMixin:
     def get_user(self, user_id: Any) -> User | None:
         user = cache.get(_key(user_id))
@@ -60,16 +56,10 @@ def forget_user(sender: Any, instance: User, **kwargs: Any) -> None:
 
 
 def has_totp(user: User) -> bool:
-    """Whether the account has an authenticator app (TOTP): read with the cached user, else
-    cached on its own."""
+    """Whether the account has an authenticator app (TOTP): read with the cached user, or from
+    the database for a user that did not come through these backends (HTTP Basic on STOW-RS)."""
     enabled = getattr(user, "lightbox_has_totp", None)
-    if isinstance(enabled, bool):
-        return enabled
-    enabled = cache.get(_totp_key(user.pk))
-    if not isinstance(enabled, bool):
-        enabled = _has_totp_in_database(user)
-        cache.set(_totp_key(user.pk), enabled, USER_CACHE_SECONDS)
-    return enabled
+    return enabled if isinstance(enabled, bool) else _has_totp_in_database(user)
 
 
 def _has_totp_in_database(user: User) -> bool:
@@ -77,4 +67,4 @@ def _has_totp_in_database(user: User) -> bool:
 
 
 def forget_authenticators(sender: Any, instance: Authenticator, **kwargs: Any) -> None:
-    cache.delete_many([_key(instance.user_id), _totp_key(instance.user_id)])
+    cache.delete(_key(instance.user_id))

@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from sharing.dicomweb.recall import Recall
 from sharing.models import AuditEvent, Patient, Share, Study, User
 from sharing.selectors import studies_visible_to
 from sharing.services.audit import access_record, audit_record
@@ -243,7 +244,7 @@ def _record_once(
     """
     key = f"lightbox:audited:{scope.summary_key()}:{what}"
     now = _clock()
-    if _known.get(key, 0.0) > now:
+    if _known.get(key, now):
         return
     until = now + SUMMARY_SECONDS
     if cache.add(key, until, timeout=SUMMARY_SECONDS):
@@ -257,15 +258,11 @@ def _record_once(
     else:
         until = cache.get(key)
     if isinstance(until, float):
-        if len(_known) >= _KNOWN_MAX:
-            _known.clear()
-        _known[key] = until
+        _known.keep(key, True, until)
 
 
-# Summary windows this process knows to be open, and their ends (a bounded memory, forgotten
-# wholesale when full).
-_known: dict[str, float] = {}
-_KNOWN_MAX = 20_000
+# Summary windows this process knows to be open.
+_known: Recall[bool] = Recall(20_000)
 _clock = time.time
 
 

@@ -21,6 +21,7 @@ from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import FrameError, FrameLayout, Window, decode_frame, frame_layout, render_frame
 from sharing.dicomweb.multipart import Reader, Segment, window
 from sharing.dicomweb.qido import series_instances
+from sharing.dicomweb.recall import Recall
 from sharing.dicomweb.scope import ViewerScope
 from sharing.models import Instance, Series, Study
 from sharing.selectors import series_received_within
@@ -107,11 +108,11 @@ def frame_source(
     """
     key = f"lightbox:frame-access:v3:{scope.summary_key()}:{sop_instance_uid}"
     now = _clock()
-    cached = _sources.get(key)
-    if cached is None or cached.until <= now:
+    cached = _sources.get(key, now)
+    if cached is None:
         cached = cache.get(key)
         if isinstance(cached, FrameSource):
-            _remember(key, cached)
+            _sources.keep(key, cached, cached.until)
     if (
         isinstance(cached, FrameSource)
         and cached.until > now
@@ -129,20 +130,13 @@ def frame_source(
         layout = None
     source = FrameSource(instance, layout, until=now + FRAME_ACCESS_SECONDS)
     cache.set(key, source, FRAME_ACCESS_SECONDS)
-    _remember(key, source)
+    _sources.keep(key, source, source.until)
     return source
 
 
-# The decisions this process has seen, kept until they end (bounded; forgotten wholesale when full).
-_sources: dict[str, FrameSource] = {}
-_SOURCES_MAX = 1024
+# The decisions this process has seen.
+_sources: Recall[FrameSource] = Recall(1024)
 _clock = time.time
-
-
-def _remember(key: str, source: FrameSource) -> None:
-    if len(_sources) >= _SOURCES_MAX:
-        _sources.clear()
-    _sources[key] = source
 
 
 def frames_path(instance: Instance) -> str:
