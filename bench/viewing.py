@@ -242,14 +242,12 @@ def lightbox(lab: Lab) -> Iterator[Lightbox]:
         stack.callback(lab.processes.stop, scp)
         web = lab.processes.start(
             [
+                # As deployed: portal/gunicorn_conf.py (two workers per core).
                 Path(sys.executable).with_name("gunicorn"),
-                "portal.wsgi:application",
+                "--config",
+                "python:portal.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{http_port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
             ],
             env=env,
             log=workdir / "web.log",

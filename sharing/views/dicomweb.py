@@ -37,7 +37,7 @@ from sharing.dicomweb.scope import (
     viewer_scope_for,
 )
 from sharing.models import AuditEvent, Instance, Series
-from sharing.routes.paths import uid_path
+from sharing.routes.paths import UidPaths
 from sharing.storage import ObjectNotFound
 from sharing.views import stow
 from sharing.views.scoped import dicomweb_root
@@ -131,9 +131,10 @@ def _etag(identity: str) -> str:
 def _url_for(request: HttpRequest, scope: ViewerScope) -> qido.UrlFor:
     """URLs of the results: the origin worked out once per search, each route once per process."""
     origin = request.build_absolute_uri("/").removesuffix("/")
+    paths, namespace = UidPaths(), scope.url_namespace
 
     def url_for(name: str, *args: str) -> str:
-        return origin + uid_path(scope.url_namespace + name, *args)
+        return origin + paths(namespace + name, *args)
 
     return url_for
 

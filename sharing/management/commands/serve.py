@@ -24,26 +24,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=os.environ.get("LIGHTBOX_WEB_BIND", "127.0.0.1:8000"))
-        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument(
+            "--web-workers", type=int, default=None, help="web processes (default: two per core)"
+        )
 
-    def handle(self, *args: Any, bind: str, web_workers: int, **options: Any) -> None:
+    def handle(self, *args: Any, bind: str, web_workers: int | None, **options: Any) -> None:
         python = sys.executable
         bin_dir = os.path.dirname(python)
         commands = {
+            # Workers, threads and the access log's redaction: portal/gunicorn_conf.py.
             "web": [
                 os.path.join(bin_dir, "gunicorn"),
-                "portal.wsgi:application",
+                "--config",
+                "python:portal.gunicorn_conf",
                 "--bind",
                 bind,
-                "--workers",
-                str(web_workers),
-                "--threads",
-                "4",
-                "--access-logfile",
-                "-",
-                # Share tokens are redacted from the access log's request line and referrer.
-                "--logger-class",
-                "sharing.logging.RedactingGunicornLogger",
+                *(["--workers", str(web_workers)] if web_workers else []),
             ],
             "scp": [python, "manage.py", "run_scp"],
         }
