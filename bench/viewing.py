@@ -5,7 +5,9 @@ into a production-configured Lightbox (gunicorn, PostgreSQL, Redis, a Celery wor
 receive it over DIMSE from dcmtk's storescu), then measures, in the same run:
 
 * series metadata of the 500-instance series (median of ``--repeats``), and Lightbox's ratio;
-* one frame (the middle slice, stored transfer syntax);
+* one frame (stored transfer syntax) as a viewer fetches them: every slice of the series once, in
+  order, each request to Lightbox followed by the same to Orthanc (median of each); and the middle
+  slice again and again (median of ``--repeats``), for reference;
 * the study as a zip: Lightbox's PDI download against Orthanc's ``/studies/{id}/archive``;
 * the first image and the whole stack in headless Chromium (Debian's, driven by Playwright) on
   Lightbox's viewer page, beside the time Orthanc needs to answer the same three requests
@@ -382,6 +384,12 @@ def metadata_and_frames(
     try:
         lb_meta = median_of(repeats, lambda: ours.timed(f"{lb_series}/metadata", JSON_ACCEPT)[0])
         or_meta = median_of(repeats, lambda: theirs.timed(f"{or_series}/metadata", JSON_ACCEPT)[0])
+        # Each slice once, the two servers in turn, so that whatever else the machine does falls
+        # on both. Neither has served these frames before.
+        lb_frames, or_frames = [], []
+        for sop in sops:
+            lb_frames.append(ours.timed(f"{lb_series}/instances/{sop}/frames/1", FRAME_ACCEPT)[0])
+            or_frames.append(theirs.timed(f"{or_series}/instances/{sop}/frames/1", FRAME_ACCEPT)[0])
         lb_frame = median_of(
             repeats, lambda: ours.timed(f"{lb_series}/instances/{middle}/frames/1", FRAME_ACCEPT)[0]
         )
@@ -405,7 +413,21 @@ def metadata_and_frames(
         compare_latency(
             f"series metadata ({len(sops)} instances)", lb_meta, or_meta, at_most=1 / 3, target="≤ 0.33x"
         ),
-        compare_latency("one frame (stored syntax)", lb_frame, or_frame, at_most=1.0, target="≤ 1x"),
+        compare_latency(
+            f"one frame (stored syntax), each of {len(sops)} once",
+            statistics.median(lb_frames),
+            statistics.median(or_frames),
+            at_most=1.0,
+            target="≤ 1x",
+        ),
+        Row(
+            "one frame, the same again (reference)",
+            fmt_ms(lb_frame),
+            fmt_ms(or_frame),
+            f"{lb_frame / or_frame:.2f}x",
+            "—",
+            "",
+        ),
         compare_latency("search + metadata + first frame", lb_first, or_first, at_most=1.0, target="≤ 1x"),
     ]
     return rows, {"first_requests": lb_first}

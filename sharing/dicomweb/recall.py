@@ -1,9 +1,10 @@
-"""What one process remembers of decisions shared through the cache, each until the moment it
-ends there, so that a viewer's next request asks the cache nothing. Bounded: forgotten wholesale
-when full."""
+"""What one process remembers of its recent decisions, each until the moment it ends, so that a
+viewer's next request asks no one. Bounded: the least recently used is forgotten first."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -13,20 +14,32 @@ V = TypeVar("V")
 class Recall(Generic[V]):
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: dict[str, tuple[float, V]] = {}
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()  # the web process's threads share it
 
     def get(self, key: str, now: float) -> V | None:
         """The value kept for ``key``, unless it ended by ``now``."""
-        entry = self._entries.get(key)
-        return entry[1] if entry is not None and entry[0] > now else None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= now:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
 
     def keep(self, key: str, value: V, until: float) -> None:
-        if len(self._entries) >= self._size:
-            self._entries.clear()
-        self._entries[key] = (until, value)
+        with self._lock:
+            self._entries[key] = (until, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._entries))
+        with self._lock:
+            return iter(list(self._entries))

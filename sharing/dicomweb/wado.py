@@ -50,15 +50,22 @@ def series_in_scope(
     )
 
 
-def _instances_in_scope(
-    scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+def _series_instances_in_scope(
+    scope: ViewerScope, study_instance_uid: str, series_instance_uid: str
 ) -> QuerySet[Instance]:
     return Instance.objects.filter(
-        sop_instance_uid=sop_instance_uid,
         state=Instance.State.INDEXED,
         series__series_instance_uid=series_instance_uid,
         series__study__study_instance_uid=study_instance_uid,
         series__study__in=scope.studies(),
+    )
+
+
+def _instances_in_scope(
+    scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
+) -> QuerySet[Instance]:
+    return _series_instances_in_scope(scope, study_instance_uid, series_instance_uid).filter(
+        sop_instance_uid=sop_instance_uid
     )
 
 
@@ -69,73 +76,85 @@ def instance_in_scope(
     return instances.select_related("series__study__patient").first()
 
 
-# A viewer fetches every frame of a series one request at a time, so the access check for an
-# instance is remembered per viewer for a minute. A share is still re-checked on every request (a
-# revoked share stops at once); unlinking a patient record stops frame access within this time.
+# A viewer fetches every frame of a series one request at a time, so the first frame a process
+# serves from a series decides the whole series for that viewer: one query for its instances. The
+# decision is remembered for a minute. A share is still re-checked on every request (a revoked share
+# stops at once); unlinking a patient record stops frame access within this time.
 FRAME_ACCESS_SECONDS = 60
-_FRAME_FIELDS = (
-    "pk",
-    "sop_instance_uid",
-    "sop_class_uid",
-    "study_instance_uid",
-    "series_instance_uid",
-    "transfer_syntax_uid",
-    "object_key",
-    "sha256",
-    "number_of_frames",
-    "rows",
-    "columns",
+# What a frame request needs of an instance, in the model's field order (Model.from_db wants it).
+_FRAME_FIELDS = tuple(
+    field.attname
+    for field in Instance._meta.concrete_fields
+    if field.attname
+    in {
+        "id",
+        "sop_instance_uid",
+        "sop_class_uid",
+        "study_instance_uid",
+        "series_instance_uid",
+        "transfer_syntax_uid",
+        "object_key",
+        "sha256",
+        "number_of_frames",
+        "rows",
+        "columns",
+    }
 )
+_SOP_UID = _FRAME_FIELDS.index("sop_instance_uid")
 
 
 @dataclass(frozen=True)
 class FrameSource:
-    """An instance in a viewer's scope and where its frames lie (None if it has none), as decided
-    until ``until`` (a time.time())."""
+    """An instance in a viewer's scope and where its frames lie (None if it has none)."""
 
     instance: Instance
     layout: FrameLayout | None
+
+
+@dataclass(frozen=True)
+class _SeriesFrames:
+    """The indexed instances of one series in one viewer's scope (their ``_FRAME_FIELDS``, by
+    SOP Instance UID) and the frame layouts looked up so far, as decided until ``until``."""
+
+    rows: dict[str, tuple[Any, ...]]
+    layouts: dict[str, FrameLayout | None]
     until: float
 
 
 def frame_source(
     *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
 ) -> FrameSource | None:
-    """``instance_in_scope`` for the frame endpoint, with the frames' layout.
-
-    The decision holds for FRAME_ACCESS_SECONDS, for every process (it is cached); a process that
-    has seen it keeps it until the same moment, so a viewer's next frame asks no one.
-    """
-    key = f"lightbox:frame-access:v3:{scope.summary_key()}:{sop_instance_uid}"
+    """``instance_in_scope`` for the frame endpoint, with the frames' layout."""
+    key = f"{scope.summary_key()}:{study_instance_uid}:{series_instance_uid}"
     now = _clock()
-    cached = _sources.get(key, now)
-    if cached is None:
-        cached = cache.get(key)
-        if isinstance(cached, FrameSource):
-            _sources.keep(key, cached, cached.until)
-    if (
-        isinstance(cached, FrameSource)
-        and cached.until > now
-        and cached.instance.study_instance_uid == study_instance_uid
-        and cached.instance.series_instance_uid == series_instance_uid
-    ):
-        return cached
-    instances = _instances_in_scope(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
-    instance = instances.only(*_FRAME_FIELDS).first()
-    if instance is None:
-        return None
+    series = _series.get(key, now)
+    if series is None:
+        instances = _series_instances_in_scope(scope, study_instance_uid, series_instance_uid)
+        rows = {row[_SOP_UID]: row for row in instances.values_list(*_FRAME_FIELDS)}
+        series = _SeriesFrames(rows, {}, until=now + FRAME_ACCESS_SECONDS)
+        _series.keep(key, series, series.until)
+    row = series.rows.get(sop_instance_uid)
+    if row is None:
+        # Indexed since the series was decided, or not there: asked about on its own.
+        instances = _instances_in_scope(scope, study_instance_uid, series_instance_uid, sop_instance_uid)
+        found = instances.values_list(*_FRAME_FIELDS).first()
+        if found is None:
+            return None
+        row = series.rows[sop_instance_uid] = found
+    instance = Instance.from_db(None, _FRAME_FIELDS, row)
     try:
-        layout: FrameLayout | None = instance_layout(instance)
-    except (FrameError, ObjectNotFound):
-        layout = None
-    source = FrameSource(instance, layout, until=now + FRAME_ACCESS_SECONDS)
-    cache.set(key, source, FRAME_ACCESS_SECONDS)
-    _sources.keep(key, source, source.until)
-    return source
+        layout = series.layouts[sop_instance_uid]
+    except KeyError:
+        try:
+            layout = instance_layout(instance)
+        except (FrameError, ObjectNotFound):
+            layout = None
+        series.layouts[sop_instance_uid] = layout
+    return FrameSource(instance, layout)
 
 
-# The decisions this process has seen.
-_sources: Recall[FrameSource] = Recall(1024)
+# The series this process has decided lately, for whom. A 500-instance series takes some 300 kB.
+_series: Recall[_SeriesFrames] = Recall(32)
 _clock = time.time
 
 

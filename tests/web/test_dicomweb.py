@@ -404,12 +404,63 @@ def test_a_frame_access_decision_ends_after_its_minute(client, jane, janes_ct, c
     assert client.get(url).status_code == HTTPStatus.OK
     Patient.objects.filter(user=jane).update(user=None)  # staff unlink the record
 
-    # By then the shared cache entry has expired: only this process's memory of it is left.
-    cache.delete_many([key for key in wado._sources if f":user:{jane.pk}:" in key])
     later = time.time() + wado.FRAME_ACCESS_SECONDS + 1
     monkeypatch.setattr(wado, "_clock", lambda: later)
 
     assert client.get(url).status_code == HTTPStatus.NOT_FOUND
+
+
+def test_a_viewer_s_later_frames_of_a_series_ask_the_database_nothing(client, jane, janes_ct, ct):
+    client.force_login(jane)
+    first, *rest = (instance_url("dicomweb-frames", janes_ct, ds, "1") for ds in ct)
+    assert client.get(first).status_code == HTTPStatus.OK
+
+    with CaptureQueriesContext(connection) as queries:
+        frames = [parts(client.get(url))[0][1] for url in rest]
+
+    assert frames == [ds.PixelData for ds in ct[1:]]
+    assert [q["sql"] for q in queries if "sharing_instance" in q["sql"]] == []
+
+
+def test_a_slice_that_arrives_after_the_series_was_decided_is_served(client, jane, ct, tmp_path):
+    study = receive(tmp_path, ct[:2], "early")
+    client.force_login(jane)
+    assert client.get(instance_url("dicomweb-frames", study, ct[0], "1")).status_code == HTTPStatus.OK
+
+    ingest(write_study(ct[2:], tmp_path / "late"))
+    response = client.get(instance_url("dicomweb-frames", study, ct[2], "1"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert parts(response)[0][1] == ct[2].PixelData
+
+
+def test_a_frame_asked_for_under_another_series_is_not_found(client, jane, janes_ct, ct, janes_rle, rle):
+    client.force_login(jane)
+    ct_frame = instance_url("dicomweb-frames", janes_ct, ct[0], "1")
+    assert client.get(ct_frame).status_code == HTTPStatus.OK  # the CT series is decided
+
+    # The RLE slice's UID under the CT's study and series, and the CT slice under the RLE's.
+    crossed = [
+        reverse(
+            "dicomweb-frames",
+            args=[janes_ct.study_instance_uid, str(ct[0].SeriesInstanceUID), str(rle[0].SOPInstanceUID), "1"],
+        ),
+        reverse(
+            "dicomweb-frames",
+            args=[
+                janes_rle.study_instance_uid,
+                str(rle[0].SeriesInstanceUID),
+                str(ct[0].SOPInstanceUID),
+                "1",
+            ],
+        ),
+        reverse(
+            "dicomweb-frames",
+            args=[janes_rle.study_instance_uid, str(ct[0].SeriesInstanceUID), str(ct[0].SOPInstanceUID), "1"],
+        ),
+    ]
+
+    assert [client.get(url).status_code for url in crossed] == [HTTPStatus.NOT_FOUND] * 3
 
 
 @pytest.mark.parametrize(
