@@ -6,6 +6,7 @@ that changes when instances are added; frames are read as exact byte ranges of t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -223,6 +224,7 @@ def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dic
     except ObjectNotFound:
         pass
     instances = []
+    layouts: dict[str, FrameLayout] = {}
     for instance in series_instances(series=series):
         try:
             with store.local_copy(instance.object_key) as path, path.open("rb") as handle:
@@ -233,9 +235,15 @@ def series_metadata(*, series: Series, pixel_data_uri: PixelDataUri) -> list[dic
                         bulk_data_uri=bulk_data_path(instance),
                     )
                 )
+                # While the file is open: where its frames lie, which a viewer asks next. A
+                # report has none.
+                handle.seek(0)
+                with contextlib.suppress(FrameError):
+                    layouts[_layout_key(instance)] = frame_layout(handle)
         except DicomInputError:
             continue  # indexed once, so readable; a file damaged since is left out, not fatal
     store.put_bytes(key, json.dumps(instances).encode(), content_type="application/json")
+    cache.set_many(layouts, LAYOUT_CACHE_SECONDS)
     return instances
 
 
@@ -246,7 +254,7 @@ def instance_bytes(instance: Instance, start: int = 0, end: int | None = None) -
 
 def instance_layout(instance: Instance) -> FrameLayout:
     """Where the frames lie in the stored file; raises FrameError for instances without frames."""
-    cache_key = f"dicomweb:layout:v2:{instance.pk}:{instance.sha256}"
+    cache_key = _layout_key(instance)
     layout = cache.get(cache_key)
     if isinstance(layout, FrameLayout):
         return layout
@@ -254,6 +262,10 @@ def instance_layout(instance: Instance) -> FrameLayout:
         layout = frame_layout(handle)
     cache.set(cache_key, layout, LAYOUT_CACHE_SECONDS)
     return layout
+
+
+def _layout_key(instance: Instance) -> str:
+    return f"dicomweb:layout:v2:{instance.pk}:{instance.sha256}"
 
 
 def bulk_data(instance: Instance, tag_path: str) -> bytes:

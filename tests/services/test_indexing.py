@@ -15,6 +15,7 @@ from sharing.dicom.synthetic import (
     us_multiframe,
     write_study,
 )
+from sharing.dicomweb import wado
 from sharing.dicomweb.wado import metadata_cache_key, series_metadata_prepare
 from sharing.models import AuditEvent, Instance, Patient, Series, Study, User
 from sharing.services.completion import studies_mark_complete
@@ -210,6 +211,20 @@ def test_series_metadata_is_ready_before_the_first_viewer(tmp_path, patient):
         Instance.objects.values_list("sop_instance_uid", flat=True)
     )
     assert all(item["7FE00010"]["BulkDataURI"].endswith("/frames/1") for item in cached)
+
+
+def test_where_the_frames_lie_is_ready_before_the_first_viewer(tmp_path, patient, monkeypatch):
+    datasets = ct_series(patient, slices=3, size=16)
+    receive_all(write_study(datasets, tmp_path / "ct"))
+
+    def no_reading(handle):
+        raise AssertionError("the first frame request read the stored file to find its frames")
+
+    monkeypatch.setattr(wado, "frame_layout", no_reading)
+    layouts = [wado.instance_layout(instance) for instance in Instance.objects.order_by("instance_number")]
+
+    assert [layout.number_of_frames for layout in layouts] == [1, 1, 1]
+    assert [end - start for layout in layouts for [(start, end)] in layout.frames] == [16 * 16 * 2] * 3
 
 
 def test_a_series_still_receiving_waits_for_its_metadata(tmp_path, patient, monkeypatch):
