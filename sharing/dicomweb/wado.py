@@ -101,7 +101,7 @@ _FRAME_FIELDS = tuple(
         "columns",
     }
 )
-_SOP_UID = _FRAME_FIELDS.index("sop_instance_uid")
+_ID, _SOP_UID, _SHA256 = (_FRAME_FIELDS.index(name) for name in ("id", "sop_instance_uid", "sha256"))
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def frame_source(
     if series is None:
         instances = _series_instances_in_scope(scope, study_instance_uid, series_instance_uid)
         rows = {row[_SOP_UID]: row for row in instances.values_list(*_FRAME_FIELDS)}
-        series = _SeriesFrames(rows, {}, until=now + FRAME_ACCESS_SECONDS)
+        series = _SeriesFrames(rows, _known_layouts(rows), until=now + FRAME_ACCESS_SECONDS)
         _series.keep(key, series, series.until)
     row = series.rows.get(sop_instance_uid)
     if row is None:
@@ -152,6 +152,13 @@ def frame_source(
             layout = None
         series.layouts[sop_instance_uid] = layout
     return FrameSource(instance, layout)
+
+
+def _known_layouts(rows: dict[str, tuple[Any, ...]]) -> dict[str, FrameLayout | None]:
+    """The layouts of these instances that the cache holds, read in one round trip."""
+    keys = {_LAYOUT_KEY.format(row[_ID], row[_SHA256]): sop for sop, row in rows.items()}
+    found = cache.get_many(list(keys))
+    return {keys[key]: layout for key, layout in found.items() if isinstance(layout, FrameLayout)}
 
 
 # The series this process has decided lately, for whom. A 500-instance series takes some 300 kB.
@@ -264,8 +271,11 @@ def instance_layout(instance: Instance) -> FrameLayout:
     return layout
 
 
+_LAYOUT_KEY = "dicomweb:layout:v2:{}:{}"
+
+
 def _layout_key(instance: Instance) -> str:
-    return f"dicomweb:layout:v2:{instance.pk}:{instance.sha256}"
+    return _LAYOUT_KEY.format(instance.pk, instance.sha256)
 
 
 def bulk_data(instance: Instance, tag_path: str) -> bytes:
