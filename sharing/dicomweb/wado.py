@@ -29,6 +29,7 @@ from sharing.selectors import series_received_within
 from sharing.storage import ObjectNotFound, get_store
 
 LAYOUT_CACHE_SECONDS = 24 * 3600
+_LAYOUT_KEY = "dicomweb:layout:v2:{}:{}"  # an instance's pk and sha256
 RENDER_MAX_PIXELS = 100_000_000
 PixelDataUri = Callable[[Instance], str]
 
@@ -259,6 +260,10 @@ def instance_bytes(instance: Instance, start: int = 0, end: int | None = None) -
     return get_store().iter_bytes(instance.object_key, start=start, end=end)
 
 
+def _layout_key(instance: Instance) -> str:
+    return _LAYOUT_KEY.format(instance.pk, instance.sha256)
+
+
 def instance_layout(instance: Instance) -> FrameLayout:
     """Where the frames lie in the stored file; raises FrameError for instances without frames."""
     cache_key = _layout_key(instance)
@@ -269,13 +274,6 @@ def instance_layout(instance: Instance) -> FrameLayout:
         layout = frame_layout(handle)
     cache.set(cache_key, layout, LAYOUT_CACHE_SECONDS)
     return layout
-
-
-_LAYOUT_KEY = "dicomweb:layout:v2:{}:{}"
-
-
-def _layout_key(instance: Instance) -> str:
-    return _LAYOUT_KEY.format(instance.pk, instance.sha256)
 
 
 def bulk_data(instance: Instance, tag_path: str) -> bytes:
