@@ -238,7 +238,6 @@ def benchmark_ct(instances: int, size: int) -> list[Path]:
     marker = directory / ".complete"
     if not marker.exists():
         print(f"generating a {instances}-slice {size}x{size} CT into {directory} …", flush=True)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
         sys.path.insert(0, str(ROOT))
         from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 
@@ -512,8 +511,9 @@ class Lab:
         return {
             **os.environ,
             **NODELAY_ENV,
-            # Production settings, as a hospital would run it (DEBUG off: no per-query bookkeeping).
-            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings.prod"),
+            # Production settings, as a hospital would run it (DEBUG off: no per-query bookkeeping),
+            # whatever the shell running the benchmark has exported.
+            "DJANGO_SETTINGS_MODULE": "portal.settings.prod",
             "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key-" + "x" * 32),
             "LIGHTBOX_HTTPS": "false",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",

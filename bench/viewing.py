@@ -692,7 +692,6 @@ def big_study(gigabytes: float) -> list[Path]:
     marker = directory / ".complete"
     if not marker.exists():
         print(f"generating {count} x 128 MB cines into {directory} …", flush=True)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
         from sharing.dicom.synthetic import SyntheticPatient, us_multiframe, write_study
 
         shutil.rmtree(directory, ignore_errors=True)
