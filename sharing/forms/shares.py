@@ -94,7 +94,11 @@ class ShareCreateForm(_ExpiryForm):
         widget=forms.RadioSelect,
         label="Protect the link with",
     )
-    allow_download = forms.BooleanField(required=False, label="Let the recipient download the images")
+    allow_download = forms.BooleanField(
+        required=False,
+        label="Let the recipient download the images",
+        help_text="Otherwise they can look at the images in their browser but not save the files.",
+    )
     recipient_name = forms.CharField(required=False, max_length=200, label="Recipient's name")
     recipient_email = forms.EmailField(
         required=False,

@@ -340,6 +340,14 @@ def _images_record(request: HttpRequest, scope: ViewerScope, instances: list[Ins
 
 
 def _retrieve(request: HttpRequest, scope: ViewerScope, instances: list[Instance]) -> HttpResponseBase:
+    # Whole files are a download: a share that allows viewing only gets frames, metadata and
+    # rendered images, which is what the viewer reads, but not the files themselves.
+    if not scope.can_download:
+        return _error(
+            HTTPStatus.FORBIDDEN,
+            "download not allowed",
+            "this share link is for viewing only: the patient did not allow downloading the files",
+        )
     accept = request.headers.get("Accept", "")
     for instance in instances:
         if not negotiation.accepts_instance(accept, transfer_syntax=instance.transfer_syntax_uid):

@@ -332,6 +332,23 @@ def test_downloads_answer_403_when_the_patient_did_not_allow_them(jane, study_x)
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DOWNLOAD).exists()
 
 
+def test_a_view_only_share_serves_the_viewer_but_not_the_dicom_files(jane, study_x):
+    created = make_share(jane, [study_x], allow_download=False)
+    browser = opened(created)
+    urls = sub_resources(study_x)
+    instance = urls["instance"]
+    series = instance.rsplit("/instances/", 1)[0]
+    study = series.rsplit("/series/", 1)[0]
+
+    for url in (instance, series, study):
+        response = browser.get(url, HTTP_ACCEPT=ACCEPT["instance"])
+        assert response.status_code == HTTPStatus.FORBIDDEN, url
+        assert "viewing only" in response.json()["detail"]
+    for name in ("metadata", "frames", "rendered"):
+        assert get(browser, name, urls[name]).status_code == HTTPStatus.OK, name
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.DOWNLOAD).exists()
+
+
 def test_an_allowed_download_is_a_zip_audited_as_the_share(jane, study_x):
     created = make_share(jane, [study_x], allow_download=True)
     browser = opened(created)
