@@ -37,6 +37,8 @@ function entryImportedByNoChunk() {
   };
 }
 
+const SHARED = ['vite/preload-helper', '/frontend/viewer/fetchframe.js', '/frontend/viewer/multipart.js'];
+
 export default defineConfig({
   // Relative URLs: chunks, workers and WASM codecs are found next to viewer.js wherever
   // STATIC_URL points.
@@ -59,9 +61,9 @@ export default defineConfig({
         // Cornerstone's chunk keeps its name, so viewer.html can start loading it with the page.
         chunkFileNames: (chunk) => (chunk.name === 'stage' ? 'assets/stage.js' : 'assets/[name]-[hash].js'),
         assetFileNames: 'assets/[name]-[hash][extname]',
-        // Vite's dynamic-import helper would otherwise live in viewer.js, and every chunk using it
-        // would import viewer.js.
-        manualChunks: (id) => (id.includes('vite/preload-helper') ? 'import-helper' : undefined),
+        // Code that viewer.js and the chunks both use (Vite's dynamic-import helper, fetching a
+        // frame) would otherwise live in viewer.js, and every chunk using it would import viewer.js.
+        manualChunks: (id) => (SHARED.some((name) => id.includes(name)) ? 'shared' : undefined),
       },
     },
   },

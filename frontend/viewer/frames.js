@@ -4,23 +4,7 @@
 // main thread busy for over a second. Decoding stays the dicom-image-loader's (createImage).
 import { Enums, imageRetrievalPoolManager } from '@cornerstonejs/core';
 import { createImage } from '@cornerstonejs/dicom-image-loader';
-import { onlyPart, parameter } from './multipart.js';
-
-const FRAME_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=*';
-const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
-
-async function fetchFrame(url) {
-  // Same-origin: the session cookie goes with it.
-  const response = await fetch(url, { headers: { Accept: FRAME_ACCEPT }, credentials: 'same-origin' });
-  if (!response.ok) {
-    throw new Error(`${url} answered ${response.status}`);
-  }
-  const { body, contentType } = onlyPart(await response.arrayBuffer(), response.headers.get('Content-Type'));
-  return {
-    pixelData: body,
-    transferSyntax: parameter(contentType, 'transfer-syntax') || IMPLICIT_VR_LITTLE_ENDIAN,
-  };
-}
+import { fetchFrame, frameUrl } from './fetchframe.js';
 
 async function decode(imageId, { pixelData, transferSyntax }, options) {
   const image = await createImage(imageId, pixelData, transferSyntax, { ...options, decodeLevel: 0 });
@@ -30,20 +14,22 @@ async function decode(imageId, { pixelData, transferSyntax }, options) {
 }
 
 /**
- * Loads one frame. `options.frame` ({ pixelData, transferSyntax }) is a frame already at hand
- * (from a series retrieved in one response, see prefetch.js); otherwise it is fetched, in the
+ * Loads one frame. `options.frame` ({ pixelData, transferSyntax }, or a promise of one) is a frame
+ * already at hand or on its way (from a series retrieved in one response, see prefetch.js; the
+ * first image, fetched while Cornerstone loaded, see main.js); otherwise it is fetched, in the
  * order Cornerstone's retrieval pool gives: what is on screen before the prefetch.
  */
 export function loadFrame(imageId, options = {}) {
   const { frame, ...decodeOptions } = options;
   if (frame) {
-    // Should this copy not decode here, the server may still send the frame in a form that does.
-    const promise = decode(imageId, frame, decodeOptions).catch(
-      () => loadFrame(imageId, decodeOptions).promise,
-    );
+    // Should this copy not arrive or not decode here, the frame is asked for again: the server
+    // may still send it in a form that decodes.
+    const promise = Promise.resolve(frame)
+      .then((bytes) => decode(imageId, bytes, decodeOptions))
+      .catch(() => loadFrame(imageId, decodeOptions).promise);
     return { promise, cancelFn: undefined };
   }
-  const url = imageId.slice(imageId.indexOf(':') + 1);
+  const url = frameUrl(imageId);
   const promise = new Promise((resolve, reject) => {
     const retrieve = () =>
       fetchFrame(url).then((fetched) => resolve(decode(imageId, fetched, decodeOptions)), reject);

@@ -4,6 +4,7 @@
 //   data-series-uid     (optional) the series to open first
 //   data-back-url       where reports and downloads are (shown for series that are not images)
 import { loadSeries, isImageModality, searchSeries } from './dicomweb.js';
+import { fetchFrame, frameUrl } from './fetchframe.js';
 import { Controls } from './controls.js';
 import { SeriesStrip } from './strip.js';
 
@@ -44,10 +45,19 @@ async function main() {
   const initial = strip.find(config.seriesUid) || strip.firstImageSeries() || strip.first();
   const metadataRequests = new Map();
   let arrived = null;
+  let firstFrame = null;
   if (initial && isImageModality(initial.modality)) {
     const request = loadSeries(config.dicomwebRoot, config.studyUid, initial.uid);
     // Failures are reported when the series opens.
-    request.then((loaded) => (arrived = loaded), () => {});
+    request.then((loaded) => {
+      arrived = loaded;
+      // The first image's bytes travel while Cornerstone is still loading; should they not
+      // arrive, the image loader asks again.
+      if (loaded.isImage) {
+        firstFrame = fetchFrame(frameUrl(loaded.imageIds[0]));
+        firstFrame.catch(() => {});
+      }
+    }, () => {});
     metadataRequests.set(initial.uid, request);
   }
 
@@ -60,7 +70,7 @@ async function main() {
     return;
   }
   // The first image loads while the viewport is set up (its metadata is usually in by now).
-  if (arrived?.isImage) viewer.preload(arrived);
+  if (arrived?.isImage) viewer.preload(arrived, 0, firstFrame);
   const stage = new viewer.Stage(root.querySelector('[data-viewport]'));
   controls.attach(stage);
   wireOverlay(stage, controls, viewer);

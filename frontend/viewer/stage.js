@@ -31,15 +31,17 @@ export async function startCornerstone() {
 
 /**
  * Hands a series' metadata (from dicomweb.loadSeries) to the image loader and starts loading the
- * image at `index`, which may begin before the viewport exists.
+ * image at `index`, which may begin before the viewport exists. `frame` is that image's bytes if
+ * they were fetched already, or a promise of them (see frames.loadFrame).
  */
-export function preload(series, index = 0) {
+export function preload(series, index = 0, frame = undefined) {
   for (const [imageId, instance] of series.metadata) {
     wadors.metaDataManager.add(imageId, instance);
   }
   const imageId = series.imageIds[index];
   if (imageId) {
-    imageLoader.loadAndCacheImage(imageId, { requestType: Enums.RequestType.Interaction, priority: 0 });
+    const options = { requestType: Enums.RequestType.Interaction, priority: 0 };
+    imageLoader.loadAndCacheImage(imageId, frame ? { ...options, frame } : options);
   }
 }
 

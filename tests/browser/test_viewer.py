@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import BrowserContext, Page, Response, expect
+from playwright.sync_api import BrowserContext, Page, Response, Route, expect
 from pydicom.uid import JPEG2000Lossless
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, sr_report, us_multiframe, write_study
@@ -152,6 +152,37 @@ def test_a_patient_opens_the_ct_and_moves_through_it(
     stack = float(page.locator("#viewer").get_attribute("data-stack-loaded-ms") or "nan")
     assert 0 < first <= stack
     watcher.assert_clean()
+
+
+def test_the_first_image_is_asked_for_while_cornerstone_is_still_loading(
+    page: Page, login, viewer_bundle, study
+):
+    """The first image's bytes travel while the browser loads and starts Cornerstone (most of the
+    viewer's code), and the image loader takes them rather than asking again."""
+    first_frame = re.compile(r"/instances/[^/]+/frames/1$")
+    stage = re.compile(r"/static/viewer/assets/stage[^/]*\.js$")
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(stage, hold)
+    frames: list[str] = []
+    page.on(
+        "request", lambda request: frames.append(request.url) if first_frame.search(request.url) else None
+    )
+
+    with page.expect_request(lambda request: bool(first_frame.search(request.url))):
+        open_viewer(page, login, study)
+    assert held, "Cornerstone's chunk is still being held back"
+    for route in held:
+        route.continue_()  # straight to the server: the policy header only matters to workers
+    page.unroute(stage, hold)
+
+    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
+    assert canvas_stats(page)["levels"] > 20, "the first image is drawn"
+    expect(page.locator("[data-progress]")).to_be_hidden()
+    assert len(frames) == 1, frames
 
 
 def test_measurement_tools_can_be_picked(
