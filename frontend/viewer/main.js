@@ -44,18 +44,19 @@ async function main() {
   }
   const initial = strip.find(config.seriesUid) || strip.firstImageSeries() || strip.first();
   const metadataRequests = new Map();
+  // The initial series' first image, fetched as soon as its metadata is in: its bytes travel
+  // while Cornerstone may still be loading. Should they not arrive, the image loader asks again.
+  const firstFrames = new Map();
   let arrived = null;
-  let firstFrame = null;
   if (initial && isImageModality(initial.modality)) {
     const request = loadSeries(config.dicomwebRoot, config.studyUid, initial.uid);
     // Failures are reported when the series opens.
     request.then((loaded) => {
       arrived = loaded;
-      // The first image's bytes travel while Cornerstone is still loading; should they not
-      // arrive, the image loader asks again.
       if (loaded.isImage) {
-        firstFrame = fetchFrame(frameUrl(loaded.imageIds[0]));
-        firstFrame.catch(() => {});
+        const frame = fetchFrame(frameUrl(loaded.imageIds[0]));
+        frame.catch(() => {});
+        firstFrames.set(initial.uid, frame);
       }
     }, () => {});
     metadataRequests.set(initial.uid, request);
@@ -70,7 +71,7 @@ async function main() {
     return;
   }
   // The first image loads while the viewport is set up (its metadata is usually in by now).
-  if (arrived?.isImage) viewer.preload(arrived, 0, firstFrame);
+  if (arrived?.isImage) viewer.preload(arrived, 0, firstFrames.get(initial.uid));
   const stage = new viewer.Stage(root.querySelector('[data-viewport]'));
   controls.attach(stage);
   wireOverlay(stage, controls, viewer);
@@ -102,8 +103,10 @@ async function main() {
       return;
     }
     controls.showSeries({ ...series, ...loaded, description: series.description || loaded.description });
+    const firstFrame = firstFrames.get(series.uid);
+    firstFrames.delete(series.uid);
     try {
-      await stage.show(loaded);
+      await stage.show(loaded, 0, firstFrame);
     } catch (error) {
       console.error(error);
       if (ticket === opening) controls.fail('The first image of this series could not be shown.');

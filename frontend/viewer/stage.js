@@ -89,11 +89,14 @@ export class Stage {
     this.tools?.setPrimary(key);
   }
 
-  /** Shows a series (from dicomweb.loadSeries) at `index`; resolves once that image is on screen. */
-  async show(series, index = 0) {
+  /**
+   * Shows a series (from dicomweb.loadSeries) at `index`; resolves once that image is on screen.
+   * `frame`: that image's bytes, or a promise of them, if they were fetched already.
+   */
+  async show(series, index = 0, frame = undefined) {
     this.stop();
     this.stopPrefetch();
-    preload(series, index);
+    preload(series, index, frame);
     await this.viewport.setStack(series.imageIds, index);
     // The image is set; render() draws it at the next animation frame (renders before this one
     // may have drawn an empty viewport). A tab in the background gets no animation frames.

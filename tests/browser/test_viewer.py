@@ -185,6 +185,36 @@ def test_the_first_image_is_asked_for_while_cornerstone_is_still_loading(
     assert len(frames) == 1, frames
 
 
+def test_the_first_image_is_asked_for_once_when_its_metadata_comes_after_cornerstone(
+    page: Page, login, viewer_bundle, study
+):
+    metadata = re.compile(r"/series/[^/]+/metadata$")
+    first_frame = re.compile(r"/instances/[^/]+/frames/1$")
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(metadata, hold)
+    frames: list[str] = []
+    page.on(
+        "request", lambda request: frames.append(request.url) if first_frame.search(request.url) else None
+    )
+
+    with page.expect_response(re.compile(r"/static/viewer/assets/stage[^/]*\.js$")):
+        open_viewer(page, login, study)
+    page.wait_for_function("() => document.querySelector('[data-viewport] canvas') !== null")
+    assert held, "the metadata is still being held back"
+    for route in held:
+        route.fallback()
+    page.unroute(metadata, hold)
+
+    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
+    assert canvas_stats(page)["levels"] > 20, "the first image is drawn"
+    expect(page.locator("[data-progress]")).to_be_hidden()
+    assert len(frames) == 1, frames
+
+
 def test_measurement_tools_can_be_picked(
     page: Page, watch: Callable[[Page], PageWatch], login, viewer_bundle, study
 ):
