@@ -154,65 +154,71 @@ def test_a_patient_opens_the_ct_and_moves_through_it(
     watcher.assert_clean()
 
 
+FIRST_FRAME = re.compile(r"/instances/[^/]+/frames/1$")
+
+
+class HeldBack:
+    """Requests of ``page`` matching ``pattern`` wait until ``release``, then go to the server."""
+
+    def __init__(self, page: Page, pattern: re.Pattern[str]) -> None:
+        self.page, self.pattern = page, pattern
+        self.routes: list[Route] = []
+
+        def hold(route: Route) -> None:
+            self.routes.append(route)
+
+        self._hold = hold
+        page.route(pattern, hold)
+
+    def release(self) -> None:
+        for route in self.routes:
+            route.continue_()  # straight to the server: the policy header only matters to workers
+        self.page.unroute(self.pattern, self._hold)
+
+
+def first_frame_requests(page: Page) -> list[str]:
+    """The URLs of the first-frame requests ``page`` makes from now on (any instance's frame 1)."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url) if FIRST_FRAME.search(request.url) else None)
+    return urls
+
+
+def assert_first_image_drawn_after_one_request(page: Page, frames: list[str]) -> None:
+    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
+    assert canvas_stats(page)["levels"] > 20, "the first image is drawn"
+    expect(page.locator("[data-progress]")).to_be_hidden()
+    assert len(frames) == 1, frames
+
+
 def test_the_first_image_is_asked_for_while_cornerstone_is_still_loading(
     page: Page, login, viewer_bundle, study
 ):
     """The first image's bytes travel while the browser loads and starts Cornerstone (most of the
     viewer's code), and the image loader takes them rather than asking again."""
-    first_frame = re.compile(r"/instances/[^/]+/frames/1$")
-    stage = re.compile(r"/static/viewer/assets/stage[^/]*\.js$")
-    held: list[Route] = []
+    stage = HeldBack(page, re.compile(r"/static/viewer/assets/stage[^/]*\.js$"))
+    frames = first_frame_requests(page)
 
-    def hold(route: Route) -> None:
-        held.append(route)
-
-    page.route(stage, hold)
-    frames: list[str] = []
-    page.on(
-        "request", lambda request: frames.append(request.url) if first_frame.search(request.url) else None
-    )
-
-    with page.expect_request(lambda request: bool(first_frame.search(request.url))):
+    with page.expect_request(lambda request: bool(FIRST_FRAME.search(request.url))):
         open_viewer(page, login, study)
-    assert held, "Cornerstone's chunk is still being held back"
-    for route in held:
-        route.continue_()  # straight to the server: the policy header only matters to workers
-    page.unroute(stage, hold)
+    assert stage.routes, "Cornerstone's chunk is still being held back"
+    stage.release()
 
-    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
-    assert canvas_stats(page)["levels"] > 20, "the first image is drawn"
-    expect(page.locator("[data-progress]")).to_be_hidden()
-    assert len(frames) == 1, frames
+    assert_first_image_drawn_after_one_request(page, frames)
 
 
 def test_the_first_image_is_asked_for_once_when_its_metadata_comes_after_cornerstone(
     page: Page, login, viewer_bundle, study
 ):
-    metadata = re.compile(r"/series/[^/]+/metadata$")
-    first_frame = re.compile(r"/instances/[^/]+/frames/1$")
-    held: list[Route] = []
-
-    def hold(route: Route) -> None:
-        held.append(route)
-
-    page.route(metadata, hold)
-    frames: list[str] = []
-    page.on(
-        "request", lambda request: frames.append(request.url) if first_frame.search(request.url) else None
-    )
+    metadata = HeldBack(page, re.compile(r"/series/[^/]+/metadata$"))
+    frames = first_frame_requests(page)
 
     with page.expect_response(re.compile(r"/static/viewer/assets/stage[^/]*\.js$")):
         open_viewer(page, login, study)
     page.wait_for_function("() => document.querySelector('[data-viewport] canvas') !== null")
-    assert held, "the metadata is still being held back"
-    for route in held:
-        route.fallback()
-    page.unroute(metadata, hold)
+    assert metadata.routes, "the metadata is still being held back"
+    metadata.release()
 
-    expect(overlay_image(page)).to_have_text(f"Image 1 / {SLICES}")
-    assert canvas_stats(page)["levels"] > 20, "the first image is drawn"
-    expect(page.locator("[data-progress]")).to_be_hidden()
-    assert len(frames) == 1, frames
+    assert_first_image_drawn_after_one_request(page, frames)
 
 
 def test_measurement_tools_can_be_picked(
