@@ -24,9 +24,19 @@ wsgi_app = "portal.wsgi:application"
 worker_class = "gthread"
 # A worker runs Python on one core at a time, so two per core: when one worker holds more of the
 # connections than another, it can still have a core to itself while the others share theirs.
-workers = env_int("LIGHTBOX_WEB_WORKERS", 2 * _cores(), minimum=1)
-# Threads wait on PostgreSQL, Redis and the object store, and stream downloads.
-threads = env_int("LIGHTBOX_WEB_THREADS", 2, minimum=1)
+# Several workers need the cache they all share (Redis): rate limits, lockouts and the signed-in
+# users kept between requests must be the same in every process. Without REDIS_URL (the embedded
+# demo) there is one worker, whose memory is then the one place they are kept.
+_shared_cache = bool(os.environ.get("REDIS_URL"))
+workers = env_int("LIGHTBOX_WEB_WORKERS", 2 * _cores() if _shared_cache else 1, minimum=1)
+if workers > 1 and not _shared_cache:
+    raise SystemExit(
+        f"LIGHTBOX_WEB_WORKERS={workers} needs REDIS_URL: web processes count failed sign-ins and "
+        "lockouts in a cache they share; without one Lightbox runs a single web process"
+    )
+# Threads wait on PostgreSQL, Redis and the object store, and stream downloads; a lone worker has
+# more of them.
+threads = env_int("LIGHTBOX_WEB_THREADS", 2 if workers > 1 else 8, minimum=1)
 # Each worker listens on a socket of its own and the kernel spreads new connections over them. On
 # one shared socket the worker that wakes first accepts a whole burst: 32 clients' keep-alive
 # connections often all went to one of two workers, which served them on one core while the other

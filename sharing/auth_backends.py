@@ -9,6 +9,10 @@ password hash of the session) still run on every request, on the cached row.
 
 Whether the account has an authenticator app, which every staff request asks, is kept with the
 cached row, and both are dropped whenever one of its authenticators is saved or deleted.
+
+The cache must be one that every process shares (Redis), or a change made in one process (an
+account deactivated, a password changed) would go unseen by the others until the entry ran out:
+without Redis ``LIGHTBOX_USER_CACHE_SECONDS`` is 0 and the row is read on every request.
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ from typing import Any
 from allauth.account.auth_backends import AuthenticationBackend as AllauthBackend
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.core.cache import cache
 
 from sharing.models import User
-
-USER_CACHE_SECONDS = 300
 
 
 def _key(user_id: Any) -> str:
@@ -32,14 +35,16 @@ def _key(user_id: Any) -> str:
 
 class CachedUserMixin:
     def get_user(self, user_id: Any) -> User | None:
-        user = cache.get(_key(user_id))
+        seconds = settings.LIGHTBOX_USER_CACHE_SECONDS
+        user = cache.get(_key(user_id)) if seconds else None
         if not isinstance(user, User):
             user = super().get_user(user_id)  # type: ignore[misc]
             if not isinstance(user, User):
                 return None
-            # Kept with the row: staff requests ask it every time (StaffMFAMiddleware).
-            user.lightbox_has_totp = _has_totp_in_database(user)  # type: ignore[attr-defined]
-            cache.set(_key(user_id), user, USER_CACHE_SECONDS)
+            if seconds:
+                # Kept with the row: staff requests ask it every time (StaffMFAMiddleware).
+                user.lightbox_has_totp = _has_totp_in_database(user)  # type: ignore[attr-defined]
+                cache.set(_key(user_id), user, seconds)
         return user if self.user_can_authenticate(user) else None  # type: ignore[attr-defined]
 
 

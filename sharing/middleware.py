@@ -2,6 +2,11 @@
 
 Both come after allauth's AccountMiddleware in MIDDLEWARE, the timeout first, so that a session
 that has run out is ended before anything else looks at its user.
+
+Staff must not only *have* an authenticator: each session must have passed it. A session signed in
+by any path that asked only for the password (Django's own admin sign-in before it was routed
+through allauth, a session made before an authenticator was set up elsewhere) reaches nothing and
+is signed out, so a password alone never opens patient data.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from functools import cache
 from http import HTTPStatus
 from urllib.parse import urlencode
 
+from allauth.account.authentication import get_authentication_records
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -33,6 +39,10 @@ MFA_REQUIRED_MESSAGE = (
     "Records staff must use two-factor authentication. Set up an authenticator app to continue."
 )
 MFA_REQUIRED_API_ERROR = "this staff account must set up two-factor authentication before using the API"
+MFA_NOT_PASSED_MESSAGE = (
+    "Records staff sign in with their authenticator app as well as their password. Please sign in again."
+)
+MFA_NOT_PASSED_API_ERROR = "this session did not pass two-factor authentication"
 
 GetResponse = Callable[[HttpRequest], HttpResponse]
 
@@ -59,26 +69,33 @@ def _api_prefix() -> str:
     return _prefix(_script_prefix_stripped(reverse("stow")))
 
 
-def _exempt_from_mfa(path_info: str) -> bool:
+def _is_static(path_info: str) -> bool:
     static_url = _prefix(settings.STATIC_URL) if settings.STATIC_URL else None
-    return (
-        path_info.startswith(_accounts_prefix())
-        or (static_url is not None and path_info.startswith(static_url))
-        or path_info == "/favicon.ico"
-    )
+    return (static_url is not None and path_info.startswith(static_url)) or path_info == "/favicon.ico"
+
+
+def _exempt_from_mfa(path_info: str) -> bool:
+    """What staff without an authenticator may still reach: allauth's pages, to set one up."""
+    return path_info.startswith(_accounts_prefix()) or _is_static(path_info)
+
+
+def is_staff_account(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Records staff and administrators: the accounts that must use two-factor authentication."""
+    if not isinstance(user, User) or not user.is_authenticated:
+        return False
+    return bool(user.is_records_staff or user.is_staff or user.is_superuser)
 
 
 def mfa_required(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Whether this user may do nothing but set up an authenticator app until they have one.
+    """Whether this user may do nothing but set up an authenticator app until they have one."""
+    return is_staff_account(user) and not has_totp(user)  # type: ignore[arg-type]
 
-    Also meant for callers that authenticate without a session (HTTP Basic on STOW-RS), which
-    this middleware never sees signed in.
-    """
-    if not isinstance(user, User) or not user.is_authenticated:
-        return False
-    if not (user.is_records_staff or user.is_staff or user.is_superuser):
-        return False
-    return not has_totp(user)
+
+def session_passed_mfa(request: HttpRequest) -> bool:
+    """Whether this session's sign-in included a second factor (allauth records each step of a
+    sign-in in the session, for the user it signed in)."""
+    records = get_authentication_records(request, request.user)
+    return any(isinstance(record, dict) and record.get("method") == "mfa" for record in records)
 
 
 def mfa_required_api_response() -> JsonResponse:
@@ -89,18 +106,41 @@ def mfa_required_api_response() -> JsonResponse:
 
 
 class StaffMFAMiddleware:
-    """Staff without an authenticator app are sent to set one up, wherever they were going."""
+    """Staff reach nothing until this session has passed their second factor.
+
+    Without an authenticator they are sent to set one up (allauth's pages stay open for that);
+    with one, a session that did not use it is signed out and sent to sign in again. A request
+    authenticated by a personal API token (``request.lightbox_api_token``) carries no session: its
+    token was made from a session that passed two-factor authentication.
+    """
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _exempt_from_mfa(request.path_info) or not mfa_required(request.user):
+        user = request.user
+        if not is_staff_account(user) or getattr(request, "lightbox_api_token", None) is not None:
             return self.get_response(request)
-        if request.path_info.startswith(_api_prefix()):
-            return mfa_required_api_response()
-        messages.warning(request, MFA_REQUIRED_MESSAGE)
-        return HttpResponseRedirect(reverse("mfa_activate_totp"))
+        is_api = request.path_info.startswith(_api_prefix())
+        if mfa_required(user):
+            if _exempt_from_mfa(request.path_info):
+                return self.get_response(request)
+            if is_api:
+                return mfa_required_api_response()
+            messages.warning(request, MFA_REQUIRED_MESSAGE)
+            return HttpResponseRedirect(reverse("mfa_activate_totp"))
+        if session_passed_mfa(request) or _is_static(request.path_info):
+            return self.get_response(request)
+        logout(request)
+        if is_api:
+            return JsonResponse(
+                {"error": MFA_NOT_PASSED_API_ERROR, "detail": "sign in again with your authenticator app"},
+                status=HTTPStatus.UNAUTHORIZED,
+            )
+        messages.warning(request, MFA_NOT_PASSED_MESSAGE)
+        return HttpResponseRedirect(
+            f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}"
+        )
 
 
 def _duration(seconds: int) -> str:

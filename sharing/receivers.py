@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.internal.flows.login import record_authentication
 from allauth.mfa.models import Authenticator
+from allauth.mfa.signals import authenticator_added
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
@@ -73,6 +75,15 @@ def on_user_login_failed(
     )
 
 
+def on_authenticator_added(
+    sender: Any, request: HttpRequest | None, user: Any, authenticator: Authenticator, **kwargs: Any
+) -> None:
+    """Setting up an authenticator app proves it with a code: this session has passed the second
+    factor (sharing.middleware.StaffMFAMiddleware), as if it had signed in with it."""
+    if request is not None and authenticator.type == Authenticator.Type.TOTP:
+        record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type)
+
+
 def connect() -> None:
     # A saved account, and whether it has an authenticator app, are read afresh by the next
     # request (sharing.auth_backends). Accounts are never deleted: their audit events protect them.
@@ -81,6 +92,7 @@ def connect() -> None:
     post_delete.connect(
         forget_authenticators, sender=Authenticator, dispatch_uid="lightbox.totp_cache.delete"
     )
+    authenticator_added.connect(on_authenticator_added, dispatch_uid="lightbox.mfa.added")
     user_logged_in.connect(on_user_logged_in, dispatch_uid="lightbox.audit.login")
     user_logged_out.connect(on_user_logged_out, dispatch_uid="lightbox.audit.logout")
     user_login_failed.connect(on_user_login_failed, dispatch_uid="lightbox.audit.login_failed")

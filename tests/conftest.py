@@ -16,6 +16,7 @@ from django.core.cache import cache
 from sharing import storage
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import User
+from tests.support.clients import Client
 from tests.support.factories import patient_user, records_staff
 
 CORPUS_DIR = Path(
@@ -50,6 +51,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
             with connection.cursor() as cursor:
                 cursor.execute(f"ALTER DATABASE {name} SET lightbox.audit_truncate = 'allow'")
             connection.close()  # sessions opened from now on take the setting
+
+
+@pytest.fixture
+def client() -> Client:
+    """pytest-django's client, whose ``force_login`` includes the account's second factor."""
+    return Client()
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
+# Several workers need a cache they share; the test settings keep their own (nothing is cached
+# across requests here), so the address only has to be given.
+SHARED_CACHE = "redis://127.0.0.1:6379/15"
+
+
 def _env(**extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LIGHTBOX_WEB_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LIGHTBOX_WEB_", "REDIS_URL"))
+    }
     return {**clean, "DJANGO_SETTINGS_MODULE": "portal.settings.test", **extra}
 
 
@@ -74,7 +81,7 @@ def listening_sockets(port: int) -> int:
 
 def test_each_worker_listens_on_the_port_itself():
     port = free_port()
-    with gunicorn(f"127.0.0.1:{port}", LIGHTBOX_WEB_WORKERS="3") as server:
+    with gunicorn(f"127.0.0.1:{port}", LIGHTBOX_WEB_WORKERS="3", REDIS_URL=SHARED_CACHE) as server:
         assert (
             wait_for_answer(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=10), server) == 404
         )
@@ -111,7 +118,7 @@ class _UnixConnection(http.client.HTTPConnection):
 
 def test_a_unix_socket_is_shared_by_the_workers(tmp_path):
     path = str(tmp_path / "web.sock")
-    with gunicorn(f"unix:{path}", LIGHTBOX_WEB_WORKERS="2") as server:
+    with gunicorn(f"unix:{path}", LIGHTBOX_WEB_WORKERS="2", REDIS_URL=SHARED_CACHE) as server:
         assert wait_for_answer(lambda: _UnixConnection(path), server) == 404
         # Both workers up, and still one socket that answers.
         time.sleep(1)
@@ -125,3 +132,21 @@ def test_a_bad_worker_count_stops_the_start(value):
 
     assert server.returncode != 0
     assert "LIGHTBOX_WEB_WORKERS must be" in output
+
+
+def test_several_workers_without_a_shared_cache_are_refused():
+    with gunicorn(f"127.0.0.1:{free_port()}", LIGHTBOX_WEB_WORKERS="4") as server:
+        output, _ = server.communicate(timeout=60)
+
+    assert server.returncode != 0
+    assert "LIGHTBOX_WEB_WORKERS=4 needs REDIS_URL" in output
+
+
+def test_without_a_shared_cache_one_worker_serves():
+    port = free_port()
+    with gunicorn(f"127.0.0.1:{port}") as server:
+        assert (
+            wait_for_answer(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=10), server) == 404
+        )
+        time.sleep(1)
+        assert listening_sockets(port) == 1

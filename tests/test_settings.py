@@ -53,7 +53,9 @@ def test_secrets_may_come_from_a_file(monkeypatch, tmp_path):
 
 def run_settings(module: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "LIGHTBOX_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "LIGHTBOX_"))
     }
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
@@ -84,9 +86,21 @@ def test_production_refuses_debug():
     assert "DJANGO_DEBUG" in result.stderr
 
 
-def test_production_starts_with_its_secrets():
+def test_production_refuses_to_start_without_a_shared_cache():
     result = run_settings(
         "portal.settings.prod", DATABASE_URL="postgres://x@localhost/x", DJANGO_SECRET_KEY="k" * 50
+    )
+
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+
+
+def test_production_starts_with_its_secrets():
+    result = run_settings(
+        "portal.settings.prod",
+        DATABASE_URL="postgres://x@localhost/x",
+        DJANGO_SECRET_KEY="k" * 50,
+        REDIS_URL="redis://localhost:6379/0",
     )
 
     assert result.returncode == 0, result.stderr

@@ -111,7 +111,13 @@ if REDIS_URL:
     # request (each frame the viewer fetches is a request), and nothing lost if Redis restarts.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
+    # One process's memory: the embedded demo runs a single web process (portal/gunicorn_conf.py),
+    # so its rate limits and lockouts are still counted in one place. Production requires Redis.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# How long a signed-in user's row is kept in the cache between requests (sharing.auth_backends).
+# Only a cache that every process shares may keep it: a change made in one process must be seen
+# by all of them at their next request.
+LIGHTBOX_USER_CACHE_SECONDS = env_int("LIGHTBOX_USER_CACHE_SECONDS", 300 if REDIS_URL else 0, minimum=0)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL

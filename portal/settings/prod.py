@@ -4,7 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_int
 from portal.settings.base import *  # noqa: F403
-from portal.settings.base import DATABASE_URL, DEBUG, SECRET_KEY
+from portal.settings.base import DATABASE_URL, DEBUG, REDIS_URL, SECRET_KEY
 
 if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be off in production")
@@ -12,6 +12,10 @@ if not SECRET_KEY or len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set to 32+ characters")
 if not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production")
+if not REDIS_URL:
+    # Every web process must see the same signed-in users, rate limits and lockouts: without a
+    # shared cache each process would count failed passwords and remember accounts on its own.
+    raise ImproperlyConfigured("REDIS_URL must point at Redis in production (the cache all processes share)")
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -80,9 +80,11 @@ def instance_in_scope(
 
 # A viewer fetches every frame of a series one request at a time, so the first frame a process
 # serves from a series decides the whole series for that viewer: one query for its instances. The
-# decision is remembered for a minute. A share is still re-checked on every request (a revoked share
-# stops at once); unlinking a patient record stops frame access within this time.
-FRAME_ACCESS_SECONDS = 60
+# decision is remembered for a second, no longer: a change of access (a patient record unlinked, a
+# study detached) must stop every process's frames within that time. A share is re-checked on every
+# request anyway. Where the frames lie does not depend on who asks, so it is kept longer, per series.
+FRAME_ACCESS_SECONDS = 1
+FRAME_LAYOUT_SECONDS = 60
 # What a frame request needs of an instance, in the model's field order (Model.from_db wants it).
 _FRAME_FIELDS = tuple(
     field.attname
@@ -116,10 +118,9 @@ class FrameSource:
 @dataclass(frozen=True)
 class _SeriesFrames:
     """The indexed instances of one series in one viewer's scope (their ``_FRAME_FIELDS``, by
-    SOP Instance UID) and the frame layouts looked up so far, as decided until ``until``."""
+    SOP Instance UID), as decided until ``until``."""
 
     rows: dict[str, tuple[Any, ...]]
-    layouts: dict[str, FrameLayout | None]
     until: float
 
 
@@ -127,14 +128,19 @@ def frame_source(
     *, scope: ViewerScope, study_instance_uid: str, series_instance_uid: str, sop_instance_uid: str
 ) -> FrameSource | None:
     """``instance_in_scope`` for the frame endpoint, with the frames' layout."""
-    key = f"{scope.summary_key()}:{study_instance_uid}:{series_instance_uid}"
+    series_key = f"{study_instance_uid}:{series_instance_uid}"
+    key = f"{scope.summary_key()}:{series_key}"
     now = _clock()
     series = _series.get(key, now)
+    layouts = _layouts.get(series_key, now)
     if series is None:
         instances = _series_instances_in_scope(scope, study_instance_uid, series_instance_uid)
         rows = {row[_SOP_UID]: row for row in instances.values_list(*_FRAME_FIELDS)}
-        series = _SeriesFrames(rows, _known_layouts(rows), until=now + FRAME_ACCESS_SECONDS)
+        series = _SeriesFrames(rows, until=now + FRAME_ACCESS_SECONDS)
         _series.keep(key, series, series.until)
+    if layouts is None:
+        layouts = _known_layouts(series.rows)
+        _layouts.keep(series_key, layouts, now + FRAME_LAYOUT_SECONDS)
     row = series.rows.get(sop_instance_uid)
     if row is None:
         # Indexed since the series was decided, or not there: asked about on its own.
@@ -145,13 +151,13 @@ def frame_source(
         row = series.rows[sop_instance_uid] = found
     instance = Instance.from_db(None, _FRAME_FIELDS, row)
     try:
-        layout = series.layouts[sop_instance_uid]
+        layout = layouts[sop_instance_uid]
     except KeyError:
         try:
             layout = instance_layout(instance)
         except (FrameError, ObjectNotFound):
             layout = None
-        series.layouts[sop_instance_uid] = layout
+        layouts[sop_instance_uid] = layout
     return FrameSource(instance, layout)
 
 
@@ -164,6 +170,8 @@ def _known_layouts(rows: dict[str, tuple[Any, ...]]) -> dict[str, FrameLayout | 
 
 # The series this process has decided lately, for whom. A 500-instance series takes some 300 kB.
 _series: Recall[_SeriesFrames] = Recall(32)
+# Where the frames of recently viewed series lie, by instance (None: an instance with no frames).
+_layouts: Recall[dict[str, FrameLayout | None]] = Recall(32)
 _clock = time.time
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import BrowserContext, Page, expect
 
 from sharing.models import Patient, ReleaseAuthorization, User
 from tests.browser.conftest import with_verified_email
 from tests.services.test_releases import make_facility, quick_study
+from tests.support.clients import Client
 from tests.support.factories import PASSWORD, records_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

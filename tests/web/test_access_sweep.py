@@ -1,7 +1,9 @@
 """Who reaches what: every viewer role against every study endpoint, checked against one allow-list.
 
 Roles: an anonymous visitor, patient A (Jane, who owns studies X and Y), patient B (John), the
-holder of a share of study X only, records staff and an administrator. Anything not on the
+holder of a share of study X only, records staff and an administrator; and staff who got a session
+with their password alone (through Django's admin sign-in, or any session that skipped the second
+factor), who must reach nothing. Anything not on the
 allow-list must answer 302 (to sign in), 401, 403, 404 or 405, and show none of Jane's data.
 """
 
@@ -14,11 +16,12 @@ from http import HTTPStatus
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
-from django.test import Client
+from django.test import Client as PasswordOnlyClient
 from django.utils import timezone
 
 from sharing.models import Share, Study, User
 from sharing.services.shares import share_create
+from tests.support.clients import Client
 from tests.support.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,15 +91,27 @@ def world(tmp_path, patient, jane, john, staff):
         client.force_login(user)
         return client
 
+    def password_only(user: User) -> PasswordOnlyClient:
+        client = PasswordOnlyClient()
+        client.force_login(user)  # a session that never saw the second factor
+        return client
+
+    def through_the_admin_sign_in(user: User) -> Client:
+        client = Client()
+        client.post("/admin/login/", {"username": user.email, "password": "pw-123456789"})
+        return client
+
     holder = Client()
     assert holder.post(f"/s/{created.token}", {"answer": created.code}).status_code == HTTPStatus.FOUND
-    clients: dict[str, Callable[[], Client]] = {
+    clients: dict[str, Callable[[], PasswordOnlyClient]] = {
         "anonymous": Client,
         "patient A": lambda: signed_in(jane),
         "patient B": lambda: signed_in(john),
         "share holder of X": lambda: holder,
         "records staff": lambda: signed_in(staff),
         "admin": lambda: signed_in(admin),
+        "records staff, password only": lambda: password_only(staff),
+        "admin, through the admin's sign-in": lambda: through_the_admin_sign_in(admin),
     }
     urls = {}
     for name, study in (("X", x), ("Y", y)):

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from django.test import Client
 from django.utils import timezone
 from pydicom.dataset import Dataset
 
@@ -28,6 +27,7 @@ from tests.dicom.test_frames import (
     padded,
     write,
 )
+from tests.support.clients import Client
 from tests.support.factories import ingest, make_study
 from tests.web.test_dicomweb import EXPLICIT_LE, RAW_FRAME_ACCEPT, instance_url, parts
 

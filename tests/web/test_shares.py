@@ -13,13 +13,13 @@ from io import BytesIO
 
 import pytest
 import time_machine
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from sharing.dicom.synthetic import SyntheticPatient
 from sharing.models import AuditEvent, Share, Study
 from sharing.services.shares import share_create, share_revoke
+from tests.support.clients import Client
 from tests.support.factories import PASSWORD, make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,12 +9,13 @@ import pydicom
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.cache import cache
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, Instance, Study, User
 from sharing.views.stow import store_instances
 from tests.conftest import stored_keys
+from tests.support.clients import Client
 
 BOUNDARY = "lightbox-stow-test"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'

@@ -9,11 +9,11 @@ import pydicom
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from pydicom.fileset import FileSet
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, Instance, Patient, Study, User
+from tests.support.clients import Client
 
 PASSWORD = "a long password for tests 3"
 
