@@ -24,6 +24,8 @@ async function main() {
     studyUid: root.dataset.studyUid,
     seriesUid: root.dataset.seriesUid || '',
     backUrl: root.dataset.backUrl || '',
+    // Whether this viewer may retrieve whole DICOM files (Retrieve Series), or only frames.
+    canRetrieve: root.dataset.canRetrieve !== 'false',
   };
   // On a phone the page header would push the image below the fold: start at the viewer.
   if (window.matchMedia('(max-width: 720px)').matches) {
@@ -117,7 +119,7 @@ async function main() {
     stage.enableTools();
     // Milestones for tests and bench/viewing.py: milliseconds since navigation started.
     if (!root.dataset.firstImageMs) root.dataset.firstImageMs = String(Math.round(performance.now()));
-    stage.prefetch(loaded, (done, total) => {
+    stage.prefetch(config.canRetrieve ? loaded : { ...loaded, seriesUrl: null }, (done, total) => {
       if (ticket !== opening) return;
       controls.progress(done, total);
       if (done === total && !root.dataset.stackLoadedMs) {

@@ -90,7 +90,8 @@ export function prefetchSeries(series, onProgress) {
   }
 
   onProgress(0, imageIds.length);
-  retrieveSeries()
+  // Without seriesUrl (a view-only share, which hands out no files) the frames are fetched.
+  (seriesUrl ? retrieveSeries() : Promise.resolve())
     .catch((error) => {
       if (stopped) return;
       console.warn('The series could not be retrieved in one request; its frames are fetched.', error);

@@ -37,6 +37,7 @@ def study_viewer(request: HttpRequest, scope: ViewerScope, study_instance_uid: s
             "dicomweb_root": dicomweb_root(ns),
             "initial_series_uid": request.GET.get("series", ""),
             "back_url": reverse(f"{ns}study", args=[study.study_instance_uid]),
+            "can_download": scope.can_download,
             "series_list": [
                 {
                     "series": series,

@@ -105,6 +105,8 @@ def test_a_recipient_opens_a_coded_share_and_loses_it_when_revoked(
         const s = new Set(); for (let i = 0; i < d.length; i += 4) s.add(d[i]); return s.size; }"""
     )
     assert levels > 20, "the first image is drawn"
+    # The whole series loads without asking for the files this view-only share does not hand out.
+    recipient.wait_for_selector("[data-stack-loaded-ms]", state="attached", timeout=30_000)
     assert token not in recipient.url
     watcher.assert_clean()
 
