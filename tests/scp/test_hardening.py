@@ -44,6 +44,7 @@ NEGOTIATION_TIMEOUT = 2.0
 PER_ADDRESS = 8
 MAX_ASSOCIATIONS = 16
 MAX_PDU = 65536
+NETWORK_TIMEOUT = 3.0
 VERIFICATION = "1.2.840.10008.1.1"
 # A-ABORT PDU from the service provider (source 2): reason 6 "invalid PDU parameter value",
 # reason 0 "not specified".
@@ -85,6 +86,7 @@ def scp_process(tmp_path_factory, django_db_setup) -> Iterator[ScpProcess]:
         "LIGHTBOX_SCP_MAX_ASSOCIATIONS": str(MAX_ASSOCIATIONS),
         "LIGHTBOX_SCP_MAX_ASSOCIATIONS_PER_ADDRESS": str(PER_ADDRESS),
         "LIGHTBOX_SCP_MAX_PDU": str(MAX_PDU),
+        "LIGHTBOX_SCP_TIMEOUT": str(NETWORK_TIMEOUT),
     }
     log = tmp_path / "scp.log"
     with log.open("w") as log_file:
@@ -188,6 +190,21 @@ def still_open(sock: socket.socket) -> bool:
         return True
 
 
+def read_pdu(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    pdu = b""
+    while len(pdu) < 6 or len(pdu) < 6 + struct.unpack(">L", pdu[2:6])[0]:
+        chunk = sock.recv(65536)
+        assert chunk, "the SCP closed the connection"
+        pdu += chunk
+    return pdu
+
+
+def associate(sock: socket.socket) -> None:
+    sock.sendall(association_request("ECHOSCU"))
+    assert read_pdu(sock)[0] == 0x02  # A-ASSOCIATE-AC
+
+
 def pdu_header(pdu_type: int, length: int) -> bytes:
     return struct.pack(">BBL", pdu_type, 0, length)
 
@@ -257,10 +274,7 @@ def test_a_pdu_declared_longer_than_the_limit_is_aborted_at_once_without_being_r
 
 def test_a_p_data_pdu_longer_than_the_negotiated_maximum_is_aborted_unread(scp_process):
     with connect(scp_process, "127.0.0.5") as sock:
-        sock.sendall(association_request("ECHOSCU"))
-        sock.settimeout(5)
-        assert sock.recv(1) == b"\x02"  # A-ASSOCIATE-AC
-        sock.recv(65536)
+        associate(sock)
 
         sock.sendall(pdu_header(0x04, MAX_PDU + 1))
         answer = read_until_closed(sock, within=NEGOTIATION_TIMEOUT / 2)
@@ -303,6 +317,24 @@ def test_an_association_request_dripped_in_slowly_is_dropped_at_the_negotiation_
     assert "connection from 127.0.0.7 dropped: its association request did not arrive in time" in refusals(
         scp_process
     )
+
+
+def test_a_pdu_trickled_in_once_associated_is_dropped_when_the_network_timeout_has_passed(scp_process):
+    with connect(scp_process, "127.0.0.12") as sock:
+        associate(sock)
+        start = time.monotonic()
+        sock.sendall(pdu_header(0x04, 1000))  # within the maximum, but sent a byte at a time
+
+        def drip() -> Iterator[tuple[bytes, float]]:
+            while time.monotonic() - start < NETWORK_TIMEOUT + 3:
+                yield b"\x00", 0.2
+
+        sent = sent_before_dropped(sock, drip())
+    elapsed = time.monotonic() - start
+
+    assert sent is not None, "the SCP was still reading the drip"
+    assert NETWORK_TIMEOUT - 0.5 < elapsed < NETWORK_TIMEOUT + 3
+    assert "connection from 127.0.0.12 dropped: a PDU did not arrive in time" in refusals(scp_process)
 
 
 def test_one_address_cannot_hold_more_connections_than_its_limit_while_others_are_served(scp_process):
