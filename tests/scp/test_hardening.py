@@ -134,11 +134,20 @@ def connect(scp: ScpProcess, source: str) -> socket.socket:
     return sock
 
 
-def open_sockets(pid: int) -> int:
-    count = 0
+def accepted_from(pid: int, source: str) -> int:
+    """How many connections from ``source`` the SCP process has accepted and holds open."""
+    inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(FileNotFoundError):  # closed meanwhile
-            count += os.readlink(fd).startswith("socket:")
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    # /proc/net/tcp gives addresses as little-endian hex, e.g. 0200007F for 127.0.0.2.
+    remote = socket.inet_aton(source)[::-1].hex().upper()
+    count = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        count += fields[2].startswith(remote + ":") and fields[9] in inodes
     return count
 
 
@@ -245,15 +254,20 @@ def refusals(scp: ScpProcess) -> str:
 def test_silent_connections_take_no_association_slot_and_are_dropped_after_the_negotiation_timeout(
     scp_process,
 ):
-    before = open_sockets(scp_process.pid)
+    memory_before = rss(scp_process.pid)
     # As many silent connections as there are association slots, within each address's limit.
-    silent = [connect(scp_process, f"127.0.0.{2 + i % 2}") for i in range(MAX_ASSOCIATIONS)]
+    sources = ["127.0.0.2", "127.0.0.3"]
+    silent = [connect(scp_process, sources[i % 2]) for i in range(MAX_ASSOCIATIONS)]
     try:
-        wait_for(lambda: open_sockets(scp_process.pid) >= before + MAX_ASSOCIATIONS, within=10)
+        wait_for(
+            lambda: sum(accepted_from(scp_process.pid, s) for s in sources) == MAX_ASSOCIATIONS, within=10
+        )
+        grown = rss(scp_process.pid) - memory_before
 
         result = echoscu(scp_process)
 
         assert result.returncode == 0, result.stdout + result.stderr
+        assert grown < 6 * MB, f"{MAX_ASSOCIATIONS} silent connections grew the SCP by {grown / MB:.1f} MB"
         for sock in silent:
             assert read_until_closed(sock, within=NEGOTIATION_TIMEOUT + 3) == b""
     finally:
@@ -338,10 +352,9 @@ def test_a_pdu_trickled_in_once_associated_is_dropped_when_the_network_timeout_h
 
 
 def test_one_address_cannot_hold_more_connections_than_its_limit_while_others_are_served(scp_process):
-    before = open_sockets(scp_process.pid)
     held = [connect(scp_process, "127.0.0.8") for _ in range(PER_ADDRESS)]
     try:
-        wait_for(lambda: open_sockets(scp_process.pid) >= before + PER_ADDRESS, within=10)
+        wait_for(lambda: accepted_from(scp_process.pid, "127.0.0.8") == PER_ADDRESS, within=10)
 
         with connect(scp_process, "127.0.0.8") as extra:
             refused = read_until_closed(extra, within=NEGOTIATION_TIMEOUT / 2)
