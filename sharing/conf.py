@@ -60,6 +60,14 @@ class AppSettings:
         return self._int("SCP_MAX_ASSOCIATIONS")
 
     @property
+    def SCP_MAX_ASSOCIATIONS_PER_ADDRESS(self) -> int:
+        return self._int("SCP_MAX_ASSOCIATIONS_PER_ADDRESS")
+
+    @property
+    def SCP_NEGOTIATION_TIMEOUT(self) -> float:
+        return float(str(self._get("SCP_NEGOTIATION_TIMEOUT")))
+
+    @property
     def SCP_TIMEOUT(self) -> float:
         return float(str(self._get("SCP_TIMEOUT")))
 

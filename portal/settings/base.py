@@ -223,8 +223,15 @@ LIGHTBOX_SCP_HOST = env_str("LIGHTBOX_SCP_HOST", "0.0.0.0")  # noqa: S104 - PACS
 LIGHTBOX_SCP_PORT = env_int("LIGHTBOX_SCP_PORT", 11112, minimum=1)
 # "AE" or "AE@host"; empty means any calling AE may store (and each is logged).
 LIGHTBOX_SCP_ALLOWED_AES = env_list("LIGHTBOX_SCP_ALLOWED_AES")
+# The largest PDU a peer may send once associated (0: unlimited); a longer one is aborted unread.
 LIGHTBOX_SCP_MAX_PDU = env_int("LIGHTBOX_SCP_MAX_PDU", 262144, minimum=0)
+# Associations at once (per SCP process), and connections at once from any one address; a
+# connection that has not sent its association request within the negotiation timeout is dropped
+# and never takes an association's place. LIGHTBOX_SCP_TIMEOUT: an established association's idle
+# limit, and the time each PDU has to arrive whole.
 LIGHTBOX_SCP_MAX_ASSOCIATIONS = env_int("LIGHTBOX_SCP_MAX_ASSOCIATIONS", 16, minimum=1)
+LIGHTBOX_SCP_MAX_ASSOCIATIONS_PER_ADDRESS = env_int("LIGHTBOX_SCP_MAX_ASSOCIATIONS_PER_ADDRESS", 8, minimum=1)
+LIGHTBOX_SCP_NEGOTIATION_TIMEOUT = env_float("LIGHTBOX_SCP_NEGOTIATION_TIMEOUT", 5.0, minimum=1.0)
 LIGHTBOX_SCP_TIMEOUT = env_float("LIGHTBOX_SCP_TIMEOUT", 60.0, minimum=1.0)
 LIGHTBOX_SCP_PROCESSES = env_int("LIGHTBOX_SCP_PROCESSES", 1, minimum=1)
 # Query/retrieve from PACS nodes (sharing.dicom.qr): connect, ACSE, DIMSE and network timeouts.

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
 from sharing.conf import app_settings
+from sharing.scp.guard import ScpLimits
 from sharing.scp.server import make_server
 
 
@@ -33,8 +34,13 @@ class Command(BaseCommand):
         app_settings.TEMP_DIR  # noqa: B018 - create it before forking
         connections.close_all()
         allowed = ", ".join(app_settings.SCP_ALLOWED_AES) or "any calling AE (each is logged)"
+        limits = ScpLimits.from_settings()
+        pdus = f"PDUs up to {limits.max_pdu} bytes" if limits.max_pdu else "PDUs of any length"
         self.stdout.write(
-            f"Storage SCP {ae_title} on {host}:{port}, {processes} process(es); accepting {allowed}"
+            f"Storage SCP {ae_title} on {host}:{port}, {processes} process(es); accepting {allowed}\n"
+            f"Each process: {limits.max_associations} associations, "
+            f"{limits.max_associations_per_address} connections per address, "
+            f"{limits.negotiation_timeout:g} s to negotiate, {pdus}"
         )
         self.stdout.flush()
         if processes <= 1:
