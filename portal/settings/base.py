@@ -150,6 +150,7 @@ AUTHENTICATION_BACKENDS = [
     "sharing.auth_backends.ModelBackend",
     "sharing.auth_backends.AuthenticationBackend",
 ]
+ACCOUNT_ADAPTER = "sharing.adapters.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
