@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from sharing.dicom.synthetic import SyntheticPatient
-from sharing.models import Share, Study, User
+from sharing.models import ReleaseAuthorization, Share, Study, User
 from sharing.services.shares import share_create
+from tests.services.test_releases import make_facility, sign
 from tests.support.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +128,28 @@ def test_a_study_without_a_recorded_name_says_so(recipient, study):
     study.patient.save()
 
     assert "Name not recorded" in text(recipient.get("/s/"))
+
+
+def test_a_release_to_a_provider_names_the_facility_not_the_patients_account(jane, study, expires_at):
+    authorization = sign(
+        jane,
+        make_facility(name="General Hospital"),
+        recipient_kind=ReleaseAuthorization.Recipient.PROVIDER,
+        provider_name="Dr Who",
+        provider_email="dr@clinic.example",
+    )
+    created = share_create(
+        owner=jane,
+        studies=[study],
+        expires_at=expires_at,
+        protection=Share.Protection.CODE,
+        allow_download=True,
+        authorization=authorization,
+    )
+    recipient = Client()
+    recipient.post(f"/s/{created.token}", {"answer": created.code})
+
+    for url in ("/s/", f"/s/studies/{study.study_instance_uid}/"):
+        words = text(recipient.get(url))
+        assert f"Released by General Hospital at the patient's request, {until(expires_at)}" in words
+        assert "jane@example.com" not in words
