@@ -41,13 +41,20 @@ def until(expires_at: datetime.datetime) -> str:
     return f"until {expires_at.astimezone(datetime.UTC):%-d %B %Y, %H:%M}."
 
 
-def opened_share(owner: User, study: Study, expires_at: datetime.datetime) -> Client:
+def opened_share(
+    owner: User,
+    study: Study,
+    expires_at: datetime.datetime,
+    *,
+    authorization: ReleaseAuthorization | None = None,
+) -> Client:
     created = share_create(
         owner=owner,
         studies=[study],
         expires_at=expires_at,
         protection=Share.Protection.CODE,
         allow_download=True,
+        authorization=authorization,
     )
     client = Client()
     response = client.post(f"/s/{created.token}", {"answer": created.code})
@@ -138,16 +145,7 @@ def test_a_release_to_a_provider_names_the_facility_not_the_patients_account(jan
         provider_name="Dr Who",
         provider_email="dr@clinic.example",
     )
-    created = share_create(
-        owner=jane,
-        studies=[study],
-        expires_at=expires_at,
-        protection=Share.Protection.CODE,
-        allow_download=True,
-        authorization=authorization,
-    )
-    recipient = Client()
-    recipient.post(f"/s/{created.token}", {"answer": created.code})
+    recipient = opened_share(jane, study, expires_at, authorization=authorization)
 
     for url in ("/s/", f"/s/studies/{study.study_instance_uid}/"):
         words = text(recipient.get(url))
