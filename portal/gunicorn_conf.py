@@ -43,7 +43,8 @@ threads = env_int("LIGHTBOX_WEB_THREADS", 2 if workers > 1 else 8, minimum=1)
 # idled (half the throughput; bench/viewing.py, docs/PERFORMANCE.md).
 reuse_port = True
 accesslog = "-"
-# Share tokens are redacted from the access log's request line and referrer.
+# Share tokens and query strings (staff searches carry MRNs, names, birth dates) are redacted from
+# every atom of the access log (sharing.logging).
 logger_class = "sharing.logging.RedactingGunicornLogger"
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "sharing.security.ContentSecurityPolicyMiddleware",
+    "sharing.security.PrivateResponsesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -155,6 +156,7 @@ AUTHENTICATION_BACKENDS = [
     "sharing.auth_backends.ModelBackend",
     "sharing.auth_backends.AuthenticationBackend",
 ]
+ACCOUNT_ADAPTER = "sharing.adapters.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"

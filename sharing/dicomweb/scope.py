@@ -202,7 +202,7 @@ def share_scope_for(request: HttpRequest) -> ShareScope:
     grant = request.session.get(SHARE_SESSION_KEY)
     if not isinstance(grant, dict) or not isinstance(grant.get("share"), int):
         raise NoViewer
-    share = Share.objects.select_related("owner").filter(pk=grant["share"]).first()
+    share = Share.objects.select_related("owner", "authorization__facility").filter(pk=grant["share"]).first()
     if share is None:
         raise NoViewer
     state = share.state_at(timezone.now())

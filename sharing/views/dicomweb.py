@@ -43,7 +43,10 @@ from sharing.views import stow
 from sharing.views.scoped import dicomweb_root
 
 DICOM_JSON = "application/dicom+json"
-CACHE_PRIVATE = "private, max-age=3600"
+# Images and metadata may be kept by the browser alone, and are asked for again each time: a 304
+# against their ETag costs a round trip but no bytes, and nothing is shown from the cache after
+# access has ended (a revoked share, a signed-out account).
+CACHE_PRIVATE = "private, no-cache"
 CACHE_SEARCH = "private, no-cache"
 JSON_TYPES = "application/dicom+json or application/json"
 View = Callable[..., HttpResponseBase]

@@ -33,7 +33,6 @@ from sharing.storage import ObjectNotFound, get_store
 
 PAGE_SIZE = 24
 NEW_FOR = datetime.timedelta(days=14)
-THUMBNAIL_MAX_AGE = 3600
 
 
 def _user(request: HttpRequest) -> User:
@@ -230,7 +229,9 @@ def _thumbnail_response(request: HttpRequest, key: str) -> HttpResponseBase:
         response = StreamingHttpResponse(_prepend(first, chunks), content_type=media_type)
         response["X-Content-Type-Options"] = "nosniff"
     response["ETag"] = etag
-    response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"
+    # Kept by the browser only, and revalidated by its ETag each time (a 304, no bytes): nothing is
+    # shown from the cache once access has ended.
+    response["Cache-Control"] = "private, no-cache"
     return response
 
 

@@ -2,6 +2,8 @@
 
 A page view takes ``(request, scope, …)``; ``for_user`` and ``for_share`` resolve the scope and are
 applied where the URL is declared, so one view serves ``/studies/…`` and ``/s/studies/…``.
+Share pages add the share headers themselves; the middleware adds them to anything else that
+answers under ``/s/`` (``sharing.security.PrivateResponsesMiddleware``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from sharing.dicomweb.scope import NoViewer, ShareGone, ViewerScope, share_scope_for, user_scope_for
+from sharing.security import share_headers
 
 ScopedView = Callable[..., HttpResponseBase]
 View = Callable[..., HttpResponseBase]
@@ -26,14 +29,6 @@ View = Callable[..., HttpResponseBase]
 def dicomweb_root(url_namespace: str = "") -> str:
     """Where DICOMweb lives for a viewer: "/dicomweb" for users, "/s/dicomweb" with "share:"."""
     return reverse(f"{url_namespace}stow").removesuffix("/studies")
-
-
-def share_headers(response: HttpResponseBase) -> HttpResponseBase:
-    """Share pages are never cached and never send a referrer (the link is a credential)."""
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    return response
 
 
 def share_gone_response(request: HttpRequest, gone: ShareGone) -> HttpResponseBase:

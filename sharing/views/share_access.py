@@ -29,8 +29,9 @@ from sharing.dicomweb.scope import (
 )
 from sharing.forms.shares import ShareCheckForm
 from sharing.models import AuditEvent, Share
+from sharing.security import share_headers
 from sharing.services.shares import Check, share_check, share_lookup, share_open
-from sharing.views.scoped import share_gone_response, share_headers
+from sharing.views.scoped import share_gone_response
 
 
 class _ShareCsrf(CsrfViewMiddleware):

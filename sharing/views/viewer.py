@@ -33,6 +33,7 @@ def study_viewer(request: HttpRequest, scope: ViewerScope, study_instance_uid: s
         request,
         VIEWER_TEMPLATE,
         {
+            "scope": scope,
             "study": study,
             "dicomweb_root": dicomweb_root(ns),
             "initial_series_uid": request.GET.get("series", ""),
