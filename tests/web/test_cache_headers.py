@@ -6,9 +6,9 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import pytest
-from django.test import Client
 
 from sharing.models import Study
+from tests.support.clients import Client
 from tests.support.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,11 +8,11 @@ from http import HTTPStatus
 
 import pytest
 import time_machine
-from django.test import Client
 from django.utils import timezone
 
 from sharing.models import Share, Study
 from sharing.services.shares import share_create
+from tests.support.clients import Client
 from tests.support.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,10 +9,10 @@ from http import HTTPStatus
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core import mail
-from django.test import Client
 from django.urls import reverse
 
 from sharing.models import User
+from tests.support.clients import Client
 
 pytestmark = pytest.mark.django_db
 
