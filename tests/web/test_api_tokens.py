@@ -16,12 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
 import pydicom
 import pytest
+import redis
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from dicomweb_client.api import DICOMwebClient
 from django.apps import apps
@@ -35,6 +37,7 @@ from django.utils import timezone
 from requests import HTTPError
 from requests import Session as HttpSession
 
+from sharing.auth.tokens import FAILURE_LIMIT
 from sharing.dicom.synthetic import ct_series, write_study
 from sharing.models import ApiToken, AuditEvent, Instance, Study, User
 from sharing.services.tokens import api_token_create, api_token_revoke
@@ -454,21 +457,22 @@ class WebServer:
     workers: int
 
 
-@pytest.fixture
-def web_server(transactional_db, tmp_path) -> Iterator[WebServer]:
+@contextmanager
+def running_web(tmp_path: Path, **env: str) -> Iterator[WebServer]:
     """gunicorn as deployed (portal/gunicorn_conf.py) with three workers, on this test's database.
     Its access log names the worker (pid) that answered each probe."""
     if connection.vendor != "postgresql":
         pytest.skip("needs DATABASE_URL (PostgreSQL), which the web processes share with the test")
     db = connection.settings_dict
     port, log = free_port(), tmp_path / "gunicorn.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LIGHTBOX_WEB_"))},
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LIGHTBOX_WEB_", "REDIS_"))},
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "LIGHTBOX_OBJECT_STORE": django_settings.LIGHTBOX_OBJECT_STORE,
         "LIGHTBOX_TEMP_DIR": django_settings.LIGHTBOX_TEMP_DIR,
         "LIGHTBOX_WEB_WORKERS": "3",
+        **env,
     }
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -482,7 +486,7 @@ def web_server(transactional_db, tmp_path) -> Iterator[WebServer]:
                 "probe pid=%(p)s id=%({x-probe}i)s status=%(s)s",
             ],
             cwd=ROOT,
-            env=env,
+            env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -497,6 +501,12 @@ def web_server(transactional_db, tmp_path) -> Iterator[WebServer]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def web_server(transactional_db, tmp_path) -> Iterator[WebServer]:
+    with running_web(tmp_path) as server:
+        yield server
 
 
 def _status(server: WebServer, path: str, headers: dict[str, str]) -> int:
@@ -613,3 +623,38 @@ def test_over_http_dicomweb_client_stores_and_searches_with_a_token(web_server, 
         ("GET", 200),
     ]
     assert ApiToken.objects.get().last_used_from == "127.0.0.1"
+
+
+def forget_failures(redis_url: str) -> None:
+    """Only the counters this test makes: the database may hold others' keys."""
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter("*lightbox:api-token-fail:*"):
+        client.delete(key)
+
+
+@pytest.mark.integration
+def test_over_http_failed_tokens_are_counted_by_all_workers_together_through_redis(
+    transactional_db, tmp_path, staff
+):
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("needs REDIS_URL, the cache the web processes share")
+    forget_failures(redis_url)
+    secret = make_token(staff, ApiToken.Scope.READ)
+    unknown = {"Authorization": "Bearer lbx_" + "A" * 43}
+    try:
+        # As deployed: the cache is Redis (portal.settings.test keeps each process's own).
+        with running_web(tmp_path, DJANGO_SETTINGS_MODULE="portal.settings.dev", REDIS_URL=redis_url) as web:
+            failures = [
+                _status(web, "/dicomweb/studies", {**unknown, "X-Probe": f"bad-{n}"})
+                for n in range(FAILURE_LIMIT)
+            ]
+            time.sleep(0.2)  # the access log line follows the response
+            workers = {pid for probe, pid in _answered(web).items() if probe.startswith("bad-")}
+            then = _status(web, "/dicomweb/studies", {"Authorization": f"Bearer {secret}"})
+    finally:
+        forget_failures(redis_url)
+
+    assert failures == [HTTPStatus.UNAUTHORIZED] * FAILURE_LIMIT
+    assert len(workers) > 1
+    assert then == HTTPStatus.TOO_MANY_REQUESTS
