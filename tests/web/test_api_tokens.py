@@ -658,3 +658,35 @@ def test_over_http_failed_tokens_are_counted_by_all_workers_together_through_red
     assert failures == [HTTPStatus.UNAUTHORIZED] * FAILURE_LIMIT
     assert len(workers) > 1
     assert then == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.integration
+def test_over_http_the_dicomweb_client_command_stores_and_searches_like_storescu(
+    web_server, staff, new_files
+):
+    secret = make_token(staff, ApiToken.Scope.STORE, ApiToken.Scope.READ)
+    command = [str(Path(sys.executable).with_name("dicomweb_client")), "--url", f"{web_server.url}/dicomweb"]
+    uid = str(pydicom.dcmread(new_files[0]).StudyInstanceUID)
+
+    stored = subprocess.run(
+        [*command, "--bearer-token", secret, "store", "instances", *map(str, new_files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = subprocess.run(
+        [*command, "--bearer-token", secret, "search", "studies", "--filter", f"StudyInstanceUID={uid}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert stored.returncode == 0, stored.stderr
+    assert Instance.objects.filter(uploaded_by=staff, study_instance_uid=uid).count() == len(new_files)
+    assert found.returncode == 0, found.stderr
+    assert uid in found.stdout
+
+
+def test_staff_find_the_token_pages_in_the_menu_and_patients_do_not(staff, jane):
+    assert b'href="/staff/api-tokens/"' in signed_in(staff).get("/").content
+    assert b"/staff/api-tokens/" not in signed_in(jane).get("/").content
