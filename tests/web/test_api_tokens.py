@@ -690,3 +690,16 @@ def test_over_http_the_dicomweb_client_command_stores_and_searches_like_storescu
 def test_staff_find_the_token_pages_in_the_menu_and_patients_do_not(staff, jane):
     assert b'href="/staff/api-tokens/"' in signed_in(staff).get("/").content
     assert b"/staff/api-tokens/" not in signed_in(jane).get("/").content
+
+
+def test_a_token_needs_no_csrf_token_where_a_session_does(staff, study):
+    secret = make_token(staff, ApiToken.Scope.STORE)
+    url = f"/dicomweb/studies/{study.study_instance_uid}/metadata"
+    session = Client(enforce_csrf_checks=True)
+    session.force_login(staff)
+
+    with_token = Client(enforce_csrf_checks=True).post(url, headers=bearer(secret))
+    with_cookie = session.post(url)
+
+    assert with_token.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert with_cookie.status_code == HTTPStatus.FORBIDDEN
