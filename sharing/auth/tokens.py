@@ -27,7 +27,7 @@ from django.http.response import HttpResponseBase
 from django.urls import get_resolver
 
 from sharing.models import ApiToken
-from sharing.services.tokens import api_token_authenticate, api_token_use_record
+from sharing.services.tokens import Refusal, api_token_authenticate, api_token_use_record
 
 REALM = 'Bearer realm="Lightbox DICOMweb"'
 # Failed token attempts per client address, counted in the cache (shared by every process when
@@ -117,13 +117,13 @@ class ApiTokenMiddleware:
             return busy
         checked = api_token_authenticate(secret=secret)
         token, refusal = checked.token, checked.refusal
-        if refusal is not None:
+        if token is None or refusal is not None:
             _count_failure(addr)
+            refusal = refusal or Refusal.UNKNOWN
             invalid = _challenge(HTTPStatus.UNAUTHORIZED, "invalid_token", refusal.value)
-            if token is not None:
+            if token is not None:  # a token we know, that no longer works: its owner should see it
                 self._record(request, token, invalid, refused=refusal.name.lower())
             return invalid
-        assert token is not None
         scope = required_scope(request.method)
         if not token.allows(scope):
             forbidden = _challenge(
