@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from sharing.auth_backends import has_totp
 from sharing.models import ApiToken, AuditEvent, User
 from sharing.services.audit import audit_record
 
@@ -61,6 +62,8 @@ def api_token_create(
     name = name.strip()
     if not may_hold_tokens(owner):
         raise ValidationError("Only staff may create API tokens.")
+    if not has_totp(owner):
+        raise ValidationError("Set up two-factor authentication before creating API tokens.")
     if not name:
         raise ValidationError("Name the token after the script or machine that will use it.")
     if not scopes:
@@ -107,6 +110,7 @@ class Refusal(Enum):
     EXPIRED = "this token has expired: create a new one under API tokens in Lightbox"
     REVOKED = "this token was revoked: create a new one under API tokens in Lightbox"
     OWNER = "this token's owner may no longer use the API"
+    NO_TWO_FACTOR = "this token's owner has no two-factor authentication any more: set it up on the website"
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,9 @@ def api_token_authenticate(*, secret: str) -> Authenticated:
         return Authenticated(token, Refusal.EXPIRED)
     if not may_hold_tokens(token.owner):
         return Authenticated(token, Refusal.OWNER)
+    # Staff without two-factor authentication reach no patient data by any door, tokens included.
+    if not has_totp(token.owner):
+        return Authenticated(token, Refusal.NO_TWO_FACTOR)
     return Authenticated(token, None)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pydicom
 import pytest
 import redis
+from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from dicomweb_client.api import DICOMwebClient
 from django.apps import apps
@@ -703,3 +704,16 @@ def test_a_token_needs_no_csrf_token_where_a_session_does(staff, study):
 
     assert with_token.status_code == HTTPStatus.METHOD_NOT_ALLOWED
     assert with_cookie.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_a_token_stops_working_when_its_owner_loses_two_factor_authentication(staff, study):
+    secret = make_token(staff, ApiToken.Scope.READ)
+    Authenticator.objects.filter(user=staff).delete()
+
+    response = Client().get("/dicomweb/studies", headers=bearer(secret))
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert "two-factor" in response.json()["detail"]
+    assert b"DOE" not in response.content
+    with pytest.raises(ValidationError, match="two-factor"):
+        make_token(staff, ApiToken.Scope.READ)
