@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from sharing.models import (
+    ApiToken,
     AuditEvent,
     DenialTemplate,
     Facility,
@@ -19,6 +20,20 @@ from sharing.models import (
     Study,
     User,
 )
+from sharing.services.tokens import api_token_revoke
+
+
+class Unchangeable:
+    """For records nobody adds, changes or deletes through the admin (audit events, API tokens)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(User)
@@ -95,19 +110,10 @@ class InstanceConflictAdmin(admin.ModelAdmin[InstanceConflict]):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+class AuditEventAdmin(Unchangeable, admin.ModelAdmin[AuditEvent]):
     list_display = ["occurred_at", "action", "outcome", "actor_label", "study_instance_uid"]
     list_filter = ["action", "outcome", "actor_kind"]
     search_fields = ["actor_label", "study_instance_uid"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PacsNode)
@@ -144,3 +150,34 @@ class DenialTemplateAdmin(admin.ModelAdmin[DenialTemplate]):
 
     list_display = ["title"]
     search_fields = ["title", "text"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(Unchangeable, admin.ModelAdmin[ApiToken]):
+    """Administrators see every staff member's API tokens and may revoke them; nothing else.
+
+    Tokens are made on the staff pages only, where the secret is shown once to its owner; here
+    even the hash of the secret is read-only.
+    """
+
+    list_display = ["name", "prefix", "owner", "can_store", "can_read", "created_at", "expires_at"]
+    list_display += ["last_used_at", "last_used_from", "revoked_at"]
+    list_filter = ["can_store", "can_read", "revoked_at"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "prefix", "owner__email"]
+    actions = ["revoke"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    @admin.action(description="Revoke the selected tokens now")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        assert isinstance(request.user, User)
+        remote_addr = request.META.get("REMOTE_ADDR")
+        revoked = [
+            t for t in queryset if api_token_revoke(token=t, actor=request.user, remote_addr=remote_addr)
+        ]
+        self.message_user(request, f"Revoked {len(revoked)} token(s).", messages.SUCCESS)

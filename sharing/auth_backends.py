@@ -62,7 +62,7 @@ def forget_user(sender: Any, instance: User, **kwargs: Any) -> None:
 
 def has_totp(user: User) -> bool:
     """Whether the account has an authenticator app (TOTP): read with the cached user, or from
-    the database for a user that did not come through these backends (HTTP Basic on STOW-RS)."""
+    the database for a user that did not come through these backends (the owner of an API token, sharing.auth.tokens)."""
     enabled = getattr(user, "lightbox_has_totp", None)
     return enabled if isinstance(enabled, bool) else _has_totp_in_database(user)
 

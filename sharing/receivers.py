@@ -2,7 +2,7 @@
 dropped from the cache of signed-in users.
 
 Connected in ``SharingConfig.ready``. Django sends these signals for allauth's sign-in too (allauth
-authenticates and logs in through ``django.contrib.auth``), and for HTTP Basic on STOW-RS.
+authenticates and logs in through ``django.contrib.auth``).
 """
 
 from __future__ import annotations

@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("sharing.routes.audit")),
     path("", include("sharing.routes.pacs")),
     path("", include("sharing.routes.releases")),
+    path("", include("sharing.routes.tokens")),
 ]

@@ -10,8 +10,10 @@ from sharing.models.releases import (
     RetrieveJob,
 )
 from sharing.models.shares import Share
+from sharing.models.tokens import ApiToken
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "AuthorizationEvent",
     "DenialTemplate",

@@ -55,6 +55,9 @@ class AuditEvent(models.Model):
         DENY = "deny", "Denied"
         RECONCILE = "reconcile", "Study reconciled"
         EXPORT = "audit.export", "Audit trail exported"
+        API_TOKEN_CREATE = "api_token.create", "API token created"
+        API_TOKEN_REVOKE = "api_token.revoke", "API token revoked"
+        API_TOKEN_USE = "api_token.use", "API token used"
 
     class Outcome(models.IntegerChoices):
         # DICOM/ATNA EventOutcomeIndicator values.

@@ -51,6 +51,7 @@ LOGIN = Code("110122", "Login")
 LOGOUT = Code("110123", "Logout")
 USE_OF_RESTRICTED_FUNCTION = Code("110132", "Use of Restricted Function")
 OBJECT_SECURITY_ATTRIBUTES_CHANGED = Code("110135", "Object Security Attributes Changed")
+USER_SECURITY_ATTRIBUTES_CHANGED = Code("110137", "User Security Attributes Changed")
 
 ROLE_SOURCE = Code("110153", "Source Role ID")
 ROLE_DESTINATION = Code("110152", "Destination Role ID")
@@ -89,6 +90,10 @@ EVENTS: dict[str, AtnaEvent] = {
     Action.DENY: AtnaEvent(PATIENT_RECORD, "U"),
     Action.RECONCILE: AtnaEvent(PATIENT_RECORD, "U"),
     Action.EXPORT: AtnaEvent(AUDIT_LOG_USED, "R"),
+    Action.API_TOKEN_CREATE: AtnaEvent(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),
+    Action.API_TOKEN_REVOKE: AtnaEvent(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),
+    # Each request made with a token authenticates its owner anew.
+    Action.API_TOKEN_USE: AtnaEvent(USER_AUTHENTICATION, "E", LOGIN),
 }
 # An action added later and not yet mapped still exports, as generic application activity.
 UNMAPPED = AtnaEvent(APPLICATION_ACTIVITY, "E")

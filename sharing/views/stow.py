@@ -1,40 +1,28 @@
 """STOW-RS: ``POST /dicomweb/studies[/{StudyInstanceUID}]`` (DICOM PS3.18 §10.5).
 
 Records staff store instances here from a browser session (CSRF enforced) or from a DICOMweb
-client with HTTP Basic credentials of a staff account (no cookie, so no CSRF to forge: the
-exemption applies to that header alone). Browsers cannot send multipart/related across sites
-without a CORS preflight, which Lightbox never grants, so cached Basic credentials cannot be
-replayed by a third-party form either.
+client with a personal API token of the ``store`` scope (``Authorization: Bearer``, checked by
+``sharing.auth.tokens``). A token request carries no cookie, so there is no CSRF to forge: the
+exemption applies to token requests alone. Account passwords (HTTP Basic) are refused there.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import hashlib
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from django.contrib.auth import authenticate
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from sharing.auth.tokens import REALM, api_token_of
 from sharing.conf import app_settings
-from sharing.middleware import mfa_required, mfa_required_api_response
 from sharing.models import User
 from sharing.services.multipart import MultipartError, UnsupportedMediaType, capped_reader
 from sharing.services.stow import DICOM_JSON_MEDIA_TYPE, stow_receive, stow_response
-
-REALM = 'Basic realm="Lightbox DICOMweb", charset="UTF-8"'
-# Basic credentials bypass the sign-in form and its rate limit: keep a limit of our own.
-BASIC_FAILURE_LIMIT = 10
-BASIC_FAILURE_WINDOW = 15 * 60
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -42,7 +30,7 @@ class _CsrfCheck(CsrfViewMiddleware):
         return _error(HTTPStatus.FORBIDDEN, "CSRF check failed", reason)
 
 
-@csrf_exempt  # enforced in _authorized_user for every request that is not Basic-authenticated
+@csrf_exempt  # enforced in _authorized_user for every request that is not token-authenticated
 @require_POST
 def store_instances(request: HttpRequest, study_instance_uid: str | None = None) -> HttpResponse:
     user_or_refusal = _authorized_user(request)
@@ -90,14 +78,13 @@ def _body_reader(request: HttpRequest) -> Callable[[int], bytes] | HttpResponse:
 
 def _authorized_user(request: HttpRequest) -> User | HttpResponse:
     """The records staff member behind the request, or the response refusing it."""
-    authorization = request.headers.get("Authorization", "")
-    if authorization[:6].lower() == "basic ":
-        return _basic_user(request, authorization[6:].strip())
     user = request.user
     if not isinstance(user, User) or not user.is_authenticated:
-        return _unauthorized("sign in, or send HTTP Basic credentials of a records staff account")
+        return _unauthorized("sign in, or send a personal API token of records staff (Authorization: Bearer)")
     if not user.is_records_staff:
         return _error(HTTPStatus.FORBIDDEN, "forbidden", "only records staff may store instances")
+    if api_token_of(request) is not None:
+        return user
     check = _CsrfCheck(_no_response)
     check.process_request(request)
     refusal = check.process_view(request, _no_response, (), {})
@@ -107,38 +94,6 @@ def _authorized_user(request: HttpRequest) -> User | HttpResponse:
 def _no_response(request: HttpRequest) -> HttpResponse:
     """Stands in for the view in the CSRF check (which must not see the view's exemption)."""
     return HttpResponse()
-
-
-def _basic_user(request: HttpRequest, token: str) -> User | HttpResponse:
-    try:
-        email, colon, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        email, colon, password = "", "", ""
-    if not colon or not email or not password:
-        return _unauthorized("malformed Basic credentials: expected base64 of email:password")
-    keys = _failure_keys(request, email)
-    if any(cache.get(key, 0) >= BASIC_FAILURE_LIMIT for key in keys):
-        response = _error(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts", "try again later")
-        response["Retry-After"] = str(BASIC_FAILURE_WINDOW)
-        return response
-    user = authenticate(request, email=email, password=password)
-    if not isinstance(user, User):
-        for key in keys:
-            cache.add(key, 0, BASIC_FAILURE_WINDOW)
-            with contextlib.suppress(ValueError):  # expired between the two calls
-                cache.incr(key)
-        return _unauthorized("wrong email or password")
-    if not user.is_records_staff:
-        return _error(HTTPStatus.FORBIDDEN, "forbidden", "only records staff may store instances")
-    if mfa_required(user):
-        # Staff without two-factor authentication may not reach patient data by any door.
-        return mfa_required_api_response()
-    return user
-
-
-def _failure_keys(request: HttpRequest, email: str) -> list[str]:
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    return [f"stow-basic:user:{digest}", f"stow-basic:ip:{request.META.get('REMOTE_ADDR', '')}"]
 
 
 def _unauthorized(detail: str) -> HttpResponse:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import json
 from http import HTTPStatus
@@ -9,10 +10,14 @@ import pydicom
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.cache import cache
+from django.http import HttpResponse
 from django.test import RequestFactory
+from django.utils import timezone
 
+from sharing.auth.tokens import FAILURE_LIMIT, ApiTokenMiddleware
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
-from sharing.models import AuditEvent, Instance, Study, User
+from sharing.models import ApiToken, AuditEvent, Instance, Study, User
+from sharing.services.tokens import api_token_create
 from sharing.views.stow import store_instances
 from tests.conftest import stored_keys
 from tests.support.clients import Client
@@ -47,7 +52,7 @@ def multipart(*parts: bytes, part_type: str = "application/dicom") -> bytes:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    cache.clear()  # the Basic-auth failure counters live there
+    cache.clear()  # the failed-token counters live there
     yield
     cache.clear()
 
@@ -67,6 +72,17 @@ def staff_client(staff) -> Client:
 
 
 @pytest.fixture
+def store_token(staff) -> str:
+    """The secret of a store-scoped API token of the staff member."""
+    return api_token_create(
+        owner=staff,
+        name="PACS gateway",
+        scopes=[ApiToken.Scope.STORE],
+        expires_at=timezone.now() + datetime.timedelta(days=90),
+    ).secret
+
+
+@pytest.fixture
 def study_files(tmp_path, patient: SyntheticPatient):
     return write_study(ct_series(patient, slices=3, size=32), tmp_path / "study")
 
@@ -75,8 +91,8 @@ def post(client: Client, body: bytes, url: str = "/dicomweb/studies", **extra):
     return client.post(url, data=body, content_type=extra.pop("content_type", CONTENT_TYPE), **extra)
 
 
-def basic(email: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{email}:{password}".encode()).decode()
+def bearer(secret: str) -> str:
+    return f"Bearer {secret}"
 
 
 def uids(response, sequence: str) -> list[str]:
@@ -229,82 +245,75 @@ def test_a_patient_is_refused_with_403(db, study_files):
     assert not Instance.objects.exists()
 
 
-def test_a_patient_is_refused_with_basic_credentials_too(db, study_files):
-    User.objects.create_user("jane@example.test", PASSWORD)
-
-    response = post(
-        Client(),
-        multipart(study_files[0].read_bytes()),
-        HTTP_AUTHORIZATION=basic("jane@example.test", PASSWORD),
-    )
-
-    assert response.status_code == HTTPStatus.FORBIDDEN
-    assert not Instance.objects.exists()
-
-
 def test_an_anonymous_client_is_asked_to_authenticate_and_learns_nothing(db, study_files, patient):
     response = post(Client(), multipart(study_files[0].read_bytes()))
 
     assert response.status_code == HTTPStatus.UNAUTHORIZED
-    assert response["WWW-Authenticate"].startswith("Basic ")
+    assert response["WWW-Authenticate"].startswith("Bearer ")
     assert response.json()["error"] == "authentication required"
+    assert "API token" in response.json()["detail"]
     assert patient.patient_id.encode() not in response.content
     assert b"DOE" not in response.content
     assert not Instance.objects.exists()
 
 
-def test_staff_with_basic_credentials_need_no_csrf_token(staff, study_files):
-    client = Client(enforce_csrf_checks=True)
+@pytest.mark.parametrize("role", [User.Role.RECORDS, User.Role.PATIENT])
+def test_basic_credentials_are_refused_even_with_the_right_password(db, study_files, role):
+    user = User.objects.create_user(f"{role}@hospital.test", PASSWORD, role=role)
+    TOTP.activate(user, generate_totp_secret())
+    credentials = base64.b64encode(f"{user.email}:{PASSWORD}".encode()).decode()
 
     response = post(
-        client, multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION=basic(staff.email, PASSWORD)
+        Client(), multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION=f"Basic {credentials}"
     )
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+    assert "API token" in response.json()["detail"]
+    assert not Instance.objects.exists()
+
+
+def test_staff_with_a_store_token_need_no_csrf_token(staff, store_token, study_files):
+    client = Client(enforce_csrf_checks=True)
+
+    response = post(client, multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION=bearer(store_token))
 
     assert response.status_code == HTTPStatus.OK
     assert Instance.objects.get().uploaded_by == staff
 
 
-def test_staff_without_two_factor_authentication_are_refused_with_basic_credentials(db, study_files):
-    unprotected = User.objects.create_user("new-staff@example.test", PASSWORD, role=User.Role.RECORDS)
+def test_an_unknown_token_is_refused_with_401(staff, store_token, study_files):
+    wrong = store_token[:-4] + ("AAAA" if not store_token.endswith("AAAA") else "BBBB")
 
-    response = post(
-        Client(),
-        multipart(study_files[0].read_bytes()),
-        HTTP_AUTHORIZATION=basic(unprotected.email, PASSWORD),
-    )
+    response = post(Client(), multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION=bearer(wrong))
 
-    assert response.status_code == HTTPStatus.FORBIDDEN
-    assert "two-factor" in response.json()["error"]
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response["WWW-Authenticate"].startswith('Bearer realm="Lightbox DICOMweb", error="invalid_token"')
+    assert response.json()["error"] == "invalid_token"
     assert not Instance.objects.exists()
 
 
-def test_a_wrong_password_is_refused_with_401(staff, study_files):
-    response = post(
-        Client(), multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION=basic(staff.email, "wrong")
-    )
+@pytest.mark.parametrize("authorization", ["Bearer", "Bearer not-a-token", "Bearer lbx_short", "Token x"])
+def test_malformed_credentials_are_refused_with_401(staff, study_files, authorization):
+    response = post(Client(), multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION=authorization)
 
     assert response.status_code == HTTPStatus.UNAUTHORIZED
-    assert response["WWW-Authenticate"].startswith("Basic ")
     assert not Instance.objects.exists()
 
 
-def test_malformed_basic_credentials_are_refused_with_401(staff, study_files):
-    response = post(
-        Client(), multipart(study_files[0].read_bytes()), HTTP_AUTHORIZATION="Basic !!!not-base64"
-    )
-
-    assert response.status_code == HTTPStatus.UNAUTHORIZED
-
-
-def test_repeated_wrong_passwords_are_throttled(staff, study_files):
+def test_repeated_unknown_tokens_from_one_address_are_throttled(staff, store_token, study_files):
     body = multipart(study_files[0].read_bytes())
-    for _ in range(10):
-        assert post(Client(), body, HTTP_AUTHORIZATION=basic(staff.email, "wrong")).status_code == 401
+    unknown = bearer("lbx_" + "A" * 43)
+    for _ in range(FAILURE_LIMIT):
+        assert post(Client(), body, HTTP_AUTHORIZATION=unknown).status_code == HTTPStatus.UNAUTHORIZED
 
-    response = post(Client(), body, HTTP_AUTHORIZATION=basic(staff.email, PASSWORD))
+    response = post(Client(), body, HTTP_AUTHORIZATION=bearer(store_token))
+    elsewhere = post(Client(), body, HTTP_AUTHORIZATION=bearer(store_token), REMOTE_ADDR="10.9.8.7")
 
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
-    assert not Instance.objects.exists()
+    assert response["Retry-After"].isdigit()
+    assert elsewhere.status_code == HTTPStatus.OK
+    assert Instance.objects.count() == 1
 
 
 def test_a_signed_in_session_still_needs_its_csrf_token(staff, study_files):
@@ -371,7 +380,8 @@ def test_each_request_writes_one_audit_event_per_study(staff_client, staff, tmp_
 
 
 def chunked_request(body: bytes, *, terminated: bool, authorization: str):
-    """A request as a WSGI server hands over a chunked body: no Content-Length."""
+    """A request as a WSGI server hands over a chunked body: no Content-Length. It goes through
+    the token middleware on its way to the view, as it would in the server."""
     request = RequestFactory().post("/dicomweb/studies", HTTP_AUTHORIZATION=authorization)
     request.META.pop("CONTENT_LENGTH", None)
     request.META.update(CONTENT_TYPE=CONTENT_TYPE, **{"wsgi.input": io.BytesIO(body)})
@@ -380,36 +390,37 @@ def chunked_request(body: bytes, *, terminated: bool, authorization: str):
     return request
 
 
-def test_a_chunked_body_is_read_when_the_server_ends_it(staff, study_files):
+def test_a_chunked_body_is_read_when_the_server_ends_it(store_token, study_files):
     request = chunked_request(
-        multipart(study_files[0].read_bytes()), terminated=True, authorization=basic(staff.email, PASSWORD)
+        multipart(study_files[0].read_bytes()), terminated=True, authorization=bearer(store_token)
     )
 
-    response = store_instances(request)
+    response = ApiTokenMiddleware(store_instances)(request)
 
     assert response.status_code == HTTPStatus.OK
     assert Instance.objects.count() == 1
 
 
-def test_a_body_without_a_length_is_refused_when_the_server_cannot_end_it(staff, study_files):
+def test_a_body_without_a_length_is_refused_when_the_server_cannot_end_it(store_token, study_files):
     request = chunked_request(
-        multipart(study_files[0].read_bytes()), terminated=False, authorization=basic(staff.email, PASSWORD)
+        multipart(study_files[0].read_bytes()), terminated=False, authorization=bearer(store_token)
     )
 
-    response = store_instances(request)
+    response = ApiTokenMiddleware(store_instances)(request)
 
     assert response.status_code == HTTPStatus.LENGTH_REQUIRED
     assert not Instance.objects.exists()
 
 
-def test_a_chunked_body_over_the_upload_limit_is_cut_off(staff, study_files, settings):
+def test_a_chunked_body_over_the_upload_limit_is_cut_off(store_token, study_files, settings):
     settings.LIGHTBOX_UPLOAD_MAX_BYTES = 1000
     request = chunked_request(
-        multipart(study_files[0].read_bytes()), terminated=True, authorization=basic(staff.email, PASSWORD)
+        multipart(study_files[0].read_bytes()), terminated=True, authorization=bearer(store_token)
     )
 
-    response = store_instances(request)
+    response = ApiTokenMiddleware(store_instances)(request)
 
     assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert isinstance(response, HttpResponse)
     assert "upload limit" in json.loads(response.content)["detail"]
     assert not Instance.objects.exists()

@@ -1,0 +1,1 @@
+"""How requests are authenticated beyond the session: personal API tokens on DICOMweb."""
