@@ -766,6 +766,7 @@ def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, remot
         study_instance_uid=study.study_instance_uid,
         detail={
             "decision": "assigned",
+            "study": study.pk,
             "original": _demographics(original),
             "original_patient": original.pk,
             "assigned_patient": patient.pk,
@@ -789,5 +790,10 @@ def study_reconcile_reject(*, study: Study, actor: User, reason: str, remote_add
         remote_addr=remote_addr,
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,
-        detail={"decision": "rejected", "reason": reason.strip(), "original": _demographics(study.patient)},
+        detail={
+            "decision": "rejected",
+            "study": study.pk,
+            "reason": reason.strip(),
+            "original": _demographics(study.patient),
+        },
     )

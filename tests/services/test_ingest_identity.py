@@ -17,7 +17,7 @@ from sharing.models import Instance, InstanceConflict, Patient, Series, Study, U
 from sharing.selectors import studies_awaiting_reconciliation, study_list_for_user
 from sharing.selectors.releases import studies_unreconciled
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
-from sharing.services.releases import study_reconcile_assign
+from sharing.services.releases import study_reconcile_assign, study_reconcile_reject
 from tests.support.factories import PASSWORD, records_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -339,3 +339,16 @@ def test_the_record_set_apart_keeps_the_demographics_the_images_carry(tmp_path):
 
     apart = Patient.objects.get(clash_of__user=jane)
     assert (apart.name, apart.birth_date) == ("ROE^RICHARD", datetime.date(1955, 11, 11))
+
+
+def test_rejecting_a_patients_copy_leaves_a_held_study_of_the_same_uid_in_the_queue(tmp_path, jane, janes_ct):
+    receive(write_study(reusing_uids(janes_ct, MALLORY, "MALLORY UPLOAD"), tmp_path / "upload"), uploader())
+    john_patient = SyntheticPatient(patient_id="MRN-2002", issuer="GENERAL", name="ROE^JOHN")
+    receive(write_study(reusing_uids(janes_ct, john_patient, "JOHNS IMAGES"), tmp_path / "johns"))
+    staff = records_staff()
+
+    study_reconcile_reject(
+        study=Study.objects.get(description="MALLORY UPLOAD"), actor=staff, reason="a copy", remote_addr=None
+    )
+
+    assert [s.description for s in studies_unreconciled(user=staff)] == ["JOHNS IMAGES"]

@@ -256,3 +256,33 @@ def test_an_instance_received_by_c_store_and_then_uploaded_is_already_stored(scp
 
     assert "0 stored, 2 already stored" in html
     assert not InstanceConflict.objects.exists()
+
+
+def test_a_patients_access_history_shows_nothing_of_an_upload_that_reused_their_study_uid(
+    tmp_path, jane, janes_ct, mallory
+):
+    upload(mallory, write_study(reusing_uids(janes_ct, MALLORY, "MALLORYS UPLOAD"), tmp_path / "up"))
+    client = client_for(jane)
+    assert client.get(reverse("study", args=[str(janes_ct[0].StudyInstanceUID)])).status_code == HTTPStatus.OK
+
+    history = client.get(reverse("access-history")).content.decode()
+
+    assert "JANES CHEST CT" in history  # her own view of her study is there, under its name
+    assert "mallory@example.com" not in history
+    assert "MALLORYS UPLOAD" not in history
+
+
+def test_staff_are_told_when_the_patient_already_has_the_study_a_copy_reuses(
+    tmp_path, jane, janes_ct, mallory, staff
+):
+    upload(mallory, write_study(reusing_uids(janes_ct, MALLORY, "MALLORYS UPLOAD"), tmp_path / "up"))
+    copy = Study.objects.get(description="MALLORYS UPLOAD")
+    janes_record = Study.objects.get(description="JANES CHEST CT").patient
+
+    response = client_for(staff).post(
+        reverse("reconcile-assign", args=[copy.pk]), {"patient": janes_record.pk}
+    )
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "already has a study with this Study Instance UID" in response.content.decode()
+    assert "MALLORYS UPLOAD" not in seen_by(jane, janes_ct)
