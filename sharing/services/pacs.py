@@ -333,7 +333,10 @@ def retrieve_job_get(*, user: User, job_id: int) -> RetrieveJob:
 
 def studies_present(*, study_uids: list[str]) -> dict[str, Study]:
     """Which of these studies Lightbox already holds (with at least one image)."""
-    studies = hospital_studies().filter(study_instance_uid__in=study_uids, number_of_instances__gt=0)
+    # A patient's own upload of a study is not the hospital's copy: staff may still need to retrieve it.
+    studies = Study.objects.filter(
+        study_instance_uid__in=study_uids, number_of_instances__gt=0, patient__upload_owner__isnull=True
+    )
     return {study.study_instance_uid: study for study in studies.order_by("-pk")}
 
 
