@@ -130,10 +130,13 @@ def _index_batch(study_instance_uid: str) -> IndexSummary | None:
             series_instance_uid__in={i.series_instance_uid for i in pending},
         ).select_related("study__patient")
     )
+    # What this run decided for an identity and series UID, whatever series that was.
+    decided: dict[tuple[object, ...], Series] = {}
     members: dict[int, list[int]] = defaultdict(list)
     failures: dict[int, str] = {}
     for instance in pending:
-        series = next((s for s in known if _joins(instance, s)), None)
+        key = _series_key(instance)
+        series = decided.get(key) or next((s for s in known if _joins(instance, s)), None)
         if series is None:
             # The first instance of a series: its header says what series, study and patient
             # these are. The others were described enough on receipt (number, frames, size).
@@ -144,6 +147,7 @@ def _index_batch(study_instance_uid: str) -> IndexSummary | None:
                 continue
             series = _series_for(header, instance)
             known.append(series)
+        decided[key] = series
         members[series.pk].append(instance.pk)
     now = timezone.now()
     for series_id, instance_ids in members.items():
@@ -159,6 +163,10 @@ def _index_batch(study_instance_uid: str) -> IndexSummary | None:
 def _stored_header(instance: Instance) -> InstanceHeader:
     with get_store().local_copy(instance.object_key) as path:
         return read_header(path)
+
+
+def _series_key(instance: Instance) -> tuple[object, ...]:
+    return (instance.upload_owner_id, PatientIdentity.of_instance(instance), instance.series_instance_uid)
 
 
 def _joins(instance: Instance, series: Series) -> bool:
@@ -195,6 +203,18 @@ def _series_for(header: InstanceHeader, instance: Instance) -> Series:
 
 def _study_for(header: InstanceHeader, instance: Instance, *, patient: Patient, held_reason: str) -> Study:
     study = Study.objects.filter(patient=patient, study_instance_uid=header.study_instance_uid).first()
+    if study is None and patient.user_id is not None:
+        # One person's two hospital records (an MRN at each) may share a study: it stays one study.
+        study = (
+            Study.objects.filter(
+                patient__user_id=patient.user_id,
+                patient__upload_owner__isnull=True,
+                study_instance_uid=header.study_instance_uid,
+                held_reason="",
+            )
+            .order_by("pk")
+            .first()
+        )
     if study is not None:
         return study
     held_reason = held_reason or study_uid_clash(

@@ -352,3 +352,18 @@ def test_rejecting_a_patients_copy_leaves_a_held_study_of_the_same_uid_in_the_qu
     )
 
     assert [s.description for s in studies_unreconciled(user=staff)] == ["JOHNS IMAGES"]
+
+
+def test_one_persons_records_at_two_hospitals_still_share_one_study(tmp_path, jane, janes_ct):
+    other_mrn = SyntheticPatient(
+        patient_id="H2-77", issuer="OTHER HOSPITAL", name="DOE^JANE", birth_date="19800101"
+    )
+    Patient.objects.create(patient_id=other_mrn.patient_id, issuer=other_mrn.issuer, user=jane)
+
+    assert set(receive(write_study(reusing_uids(janes_ct, other_mrn, "SAME STUDY"), tmp_path / "h2"))) == {
+        ReceiveOutcome.STORED
+    }
+
+    [study] = study_list_for_user(user=jane)
+    assert study.number_of_instances == 5
+    assert not Study.objects.exclude(held_reason="").exists()
