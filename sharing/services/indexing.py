@@ -191,7 +191,6 @@ def _series_for(header: InstanceHeader, instance: Instance) -> Series:
         study=study,
         series_instance_uid=header.series_instance_uid,
         defaults={
-            "study": study,
             "modality": header.modality,
             "series_number": header.series_number,
             "description": header.series_description,
@@ -203,7 +202,7 @@ def _series_for(header: InstanceHeader, instance: Instance) -> Series:
 
 def _study_for(header: InstanceHeader, instance: Instance, *, patient: Patient, held_reason: str) -> Study:
     study = Study.objects.filter(patient=patient, study_instance_uid=header.study_instance_uid).first()
-    if study is None and patient.user_id is not None:
+    if study is None and patient.user_id is not None and patient.upload_owner_id is None:
         # One person's two hospital records (an MRN at each) may share a study: it stays one study.
         study = (
             Study.objects.filter(

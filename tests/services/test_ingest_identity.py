@@ -85,7 +85,9 @@ def janes_ct(tmp_path, jane) -> list[Dataset]:
 
 def janes_study(janes_ct: list[Dataset]) -> Study:
     return Study.objects.get(
-        study_instance_uid=str(janes_ct[0].StudyInstanceUID), patient__user__email="jane@example.com"
+        study_instance_uid=str(janes_ct[0].StudyInstanceUID),
+        patient__user__email="jane@example.com",
+        patient__upload_owner__isnull=True,
     )
 
 
@@ -367,3 +369,18 @@ def test_one_persons_records_at_two_hospitals_still_share_one_study(tmp_path, ja
     [study] = study_list_for_user(user=jane)
     assert study.number_of_instances == 5
     assert not Study.objects.exclude(held_reason="").exists()
+
+
+def test_an_upload_by_a_patient_whose_record_is_linked_still_stays_out_of_their_hospital_study(
+    tmp_path, jane, janes_ct
+):
+    sender = Sender(source=Study.Source.UPLOAD, label=jane.email, user=jane)
+    Patient.objects.create(patient_id=JANE.patient_id, issuer=JANE.issuer, upload_owner=jane, user=jane)
+
+    receive(write_study(reusing_uids(janes_ct, JANE, "HER OWN DISC"), tmp_path / "disc"), sender)
+
+    assert janes_study(janes_ct).number_of_instances == 3
+    disc = Study.objects.get(description="HER OWN DISC")
+    assert disc.is_outside
+    assert disc.held_reason
+    assert disc not in study_list_for_user(user=jane)
