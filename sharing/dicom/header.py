@@ -96,10 +96,9 @@ def _header_from(ds: Dataset) -> InstanceHeader:
         "SeriesInstanceUID": _text(ds, "SeriesInstanceUID"),
     }
     missing = [name for name, value in identifiers.items() if not value]
+    # PatientID is Type 2: it may be empty, and such an instance is stored for staff to match.
     patient_id = _text(ds, "PatientID")
-    if not patient_id:
-        missing.append("PatientID")
-    if len(missing) == len(identifiers) + 1:
+    if len(missing) == len(identifiers) and not patient_id:
         raise UnreadableDicom("no DICOM identifiers found: not a DICOM instance")
     if missing:
         raise InvalidDicom(f"missing {', '.join(missing)}")

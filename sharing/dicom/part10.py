@@ -73,3 +73,39 @@ def part10_identity(path: Path) -> Part10Identity:
         sop_class_uid=sop_class if is_valid_uid(sop_class) else "",
         sop_instance_uid=sop_instance if is_valid_uid(sop_instance) else "",
     )
+
+
+# VRs whose explicit little endian element has a 4-byte length after two reserved bytes (PS3.5 7.1.2).
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+
+
+def dataset_offset(path: Path) -> int:
+    """Where the data set starts: after the preamble, DICM and the file meta group (group 0002).
+
+    Every receiver writes a meta group of its own (implementation UID, source AE), so two copies of
+    one instance are compared from here on. A file without a meta group starts at 0.
+    """
+    with path.open("rb") as handle:
+        if handle.read(PREAMBLE_LENGTH + len(MAGIC))[PREAMBLE_LENGTH:] != MAGIC:
+            return 0
+        offset = PREAMBLE_LENGTH + len(MAGIC)
+        while True:
+            head = handle.read(8)
+            if len(head) < 8 or head[:2] != b"\x02\x00":
+                return offset
+            vr = head[4:6]
+            if vr in _LONG_VRS:
+                extra = handle.read(4)
+                if len(extra) < 4:
+                    return offset
+                length = int.from_bytes(extra, "little")
+                header_length = 12
+            else:
+                length = int.from_bytes(head[6:8], "little")
+                header_length = 8
+            if length == 0xFFFFFFFF:
+                return offset  # an undefined length has no place in the meta group
+            offset += header_length + length
+            handle.seek(offset)

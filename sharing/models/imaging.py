@@ -4,6 +4,13 @@ An ``Instance`` row is written by the receiver the moment its bytes are durably 
 (state RECEIVED); the ingest worker then reads its header, attaches it to a ``Series``/``Study``/
 ``Patient`` and marks it INDEXED. Aggregates on ``Study`` and ``Series`` are what the study list
 shows, so they are recomputed by the indexer rather than counted per page view.
+
+Identifiers are not trusted across sources. What a patient uploads lives in rows of its own
+(``upload_owner``), matched only against that patient's earlier uploads, so a reused PatientID or
+UID never joins someone else's record. A Study Instance UID is unique per Patient row, not
+globally: the hospital's study and a patient's copy of it, or two patients a PACS sent under one
+Study Instance UID, are separate rows. A study that clashes with another patient's identity is
+held (``held_reason``) until records staff decide.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ class Patient(models.Model):
     """A patient as identified by a DICOM issuer: PatientID + IssuerOfPatientID.
 
     One portal user may have several (an MRN at each hospital); records staff make the link.
+    A patient's own upload gets Patient rows of its own (``upload_owner``), whatever the files say.
     """
 
     patient_id = models.CharField(max_length=64)
@@ -30,12 +38,34 @@ class Patient(models.Model):
         on_delete=models.SET_NULL,
         related_name="patients",
     )
+    # The patient account whose upload named this identity: the row is theirs alone until records
+    # staff reconcile its studies. Empty for the hospital's records (PACS, STOW-RS, staff uploads).
+    upload_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Set apart from this linked record: images named its PatientID (with no issuer to tell the
+    # two apart) but another name or birth date. Linked to no account until staff decide.
+    clash_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["patient_id", "issuer"], name="patient_identity_unique")
+            models.UniqueConstraint(
+                fields=["patient_id", "issuer"],
+                condition=models.Q(upload_owner__isnull=True, clash_of__isnull=True),
+                name="patient_identity_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["clash_of", "name", "birth_date"],
+                condition=models.Q(clash_of__isnull=False),
+                name="patient_clash_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["patient_id", "issuer", "upload_owner"],
+                condition=models.Q(upload_owner__isnull=False),
+                name="patient_upload_identity_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -48,7 +78,7 @@ class Study(models.Model):
         STOW = "stow", "STOW-RS"
         UPLOAD = "upload", "Uploaded in the browser"
 
-    study_instance_uid = models.CharField(max_length=64, unique=True)
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
     study_date = models.DateField(null=True, blank=True, db_index=True)
     study_time = models.CharField(max_length=16, blank=True, default="")
@@ -67,6 +97,9 @@ class Study(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.DIMSE)
     # A study a patient uploaded themselves: shown as "outside images" until staff reconcile it.
     is_outside = models.BooleanField(default=False)
+    # Why records staff must look before any account sees this study (its identity clashes with
+    # another patient's); empty when nothing holds it. Cleared when staff assign it.
+    held_reason = models.CharField(max_length=255, blank=True, default="")
     first_received_at = models.DateTimeField()
     last_received_at = models.DateTimeField(db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -83,6 +116,9 @@ class Study(models.Model):
             models.Index(fields=["patient", "-study_date"], name="study_patient_date"),
             models.Index(fields=["completed_at", "last_received_at"], name="study_completion"),
         ]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "study_instance_uid"], name="study_uid_per_patient")
+        ]
 
     def __str__(self) -> str:
         return self.study_instance_uid
@@ -93,7 +129,7 @@ class Study(models.Model):
 
 
 class Series(models.Model):
-    series_instance_uid = models.CharField(max_length=64, unique=True)
+    series_instance_uid = models.CharField(max_length=64, db_index=True)
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="series")
     modality = models.CharField(max_length=16, blank=True, default="")
     series_number = models.IntegerField(null=True, blank=True)
@@ -111,6 +147,9 @@ class Series(models.Model):
     class Meta:
         verbose_name_plural = "series"
         ordering = ["series_number", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "series_instance_uid"], name="series_uid_per_study")
+        ]
 
     def __str__(self) -> str:
         return self.series_instance_uid
@@ -122,12 +161,18 @@ class Instance(models.Model):
         INDEXED = "indexed", "Indexed"
         FAILED = "failed", "Could not be indexed"
 
-    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_instance_uid = models.CharField(max_length=64, db_index=True)
     sop_class_uid = models.CharField(max_length=64)
     transfer_syntax_uid = models.CharField(max_length=64)
     # As received; the indexer resolves them to rows.
     study_instance_uid = models.CharField(max_length=64, db_index=True)
     series_instance_uid = models.CharField(max_length=64)
+    # Whose instance the header says it is, so that an instance joins a known series only if it
+    # names the same patient.
+    patient_identifier = models.CharField(max_length=64, blank=True, default="")
+    patient_issuer = models.CharField(max_length=64, blank=True, default="")
+    patient_name = models.CharField(max_length=324, blank=True, default="")
+    patient_birth_date = models.DateField(null=True, blank=True)
     series = models.ForeignKey(
         Series, null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
     )
@@ -137,6 +182,9 @@ class Instance(models.Model):
     columns = models.PositiveIntegerField(null=True, blank=True)
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
+    # Of the bytes after the file meta group, which every receiver writes for itself: the same
+    # instance by C-STORE and by upload has the same one.
+    dataset_sha256 = models.CharField(max_length=64, blank=True, default="")
     object_key = models.CharField(max_length=255, unique=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
     state_detail = models.CharField(max_length=255, blank=True, default="")
@@ -145,6 +193,10 @@ class Instance(models.Model):
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A patient's own upload (see ``Patient.upload_owner``): its SOP Instance UID is theirs alone.
+    upload_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     received_at = models.DateTimeField()
     indexed_at = models.DateTimeField(null=True, blank=True)
 
@@ -152,6 +204,18 @@ class Instance(models.Model):
         indexes = [
             models.Index(fields=["study_instance_uid", "state"], name="instance_study_state"),
             models.Index(fields=["series", "instance_number"], name="instance_series_order"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sop_instance_uid"],
+                condition=models.Q(upload_owner__isnull=True),
+                name="instance_sop_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["sop_instance_uid", "upload_owner"],
+                condition=models.Q(upload_owner__isnull=False),
+                name="instance_upload_sop_unique",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from sharing.models import AuditEvent, Patient, Share, Study, User
@@ -87,13 +87,19 @@ def access_history_for_user(*, user: User, kind: str = AccessKind.ALL) -> QueryS
     plain OR of indexed columns.
     """
     patient_ids = list(Patient.objects.filter(user=user).values_list("pk", flat=True))
-    study_uids = list(Study.objects.filter(patient__user=user).values_list("study_instance_uid", flat=True))
+    study_uids = list(
+        Study.objects.filter(patient__user=user, held_reason="").values_list("study_instance_uid", flat=True)
+    )
     share_ids = list(Share.objects.filter(owner=user).values_list("pk", flat=True))
     touching = Q(actor_user=user)
     if patient_ids:
         touching |= Q(patient_id__in=patient_ids)
     if study_uids:
-        touching |= Q(study_instance_uid__in=study_uids)
+        # A Study Instance UID does not prove whose study an event was about: another patient's
+        # upload may reuse it. What another patient did is never this user's history.
+        touching |= Q(study_instance_uid__in=study_uids) & (
+            Q(actor_user__isnull=True) | Q(actor_user=user) | ~Q(actor_user__role=User.Role.PATIENT)
+        )
     if share_ids:
         touching |= Q(share_id__in=share_ids)
     events = AuditEvent.objects.filter(touching)
@@ -110,7 +116,10 @@ def studies_by_uid(*, uids: set[str]) -> dict[str, Study]:
     """Description and date of the studies a page of events mentions, in one query."""
     if not uids:
         return {}
-    studies = Study.objects.filter(study_instance_uid__in=uids).only(
-        "study_instance_uid", "description", "study_date"
+    studies = (
+        Study.objects.filter(study_instance_uid__in=uids, held_reason="")
+        # Several rows may share a UID (a patient's upload of a hospital study): the hospital's wins.
+        .order_by(F("patient__upload_owner").desc(nulls_last=True), "-pk")
+        .only("study_instance_uid", "description", "study_date")
     )
     return {study.study_instance_uid: study for study in studies}

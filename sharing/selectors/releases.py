@@ -7,7 +7,9 @@ import datetime
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BigIntegerField, Exists, OuterRef, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.http import Http404
 from django.utils import timezone
 
@@ -211,13 +213,19 @@ def studies_by_pk_for_staff(*, user: User, pks: list[int]) -> list[Study]:
 
 
 def _reconciled() -> Exists:
-    """A RECONCILE decision recorded since the study last received images."""
+    """A RECONCILE decision recorded since the study last received images.
+
+    Several studies may share a Study Instance UID (a patient's upload of a hospital study, a clash
+    held apart), so a decision names its study; one recorded before decisions did counts for all.
+    """
     return Exists(
         AuditEvent.objects.filter(
             action=AuditEvent.Action.RECONCILE,
             study_instance_uid=OuterRef("study_instance_uid"),
             occurred_at__gte=OuterRef("last_received_at"),
         )
+        .annotate(decided=Cast(KeyTextTransform("study", "detail"), BigIntegerField()))
+        .filter(Q(decided__isnull=True) | Q(decided=OuterRef("pk")))
     )
 
 

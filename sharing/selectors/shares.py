@@ -33,4 +33,6 @@ def share_access_history(*, share: Share) -> QuerySet[AuditEvent]:
 
 def owner_studies_for_sharing(*, user: User) -> QuerySet[Study]:
     """The studies a patient may share: their own, never another patient's, even for staff."""
-    return Study.objects.filter(patient__user=user, number_of_instances__gt=0).order_by("-study_date", "-pk")
+    return Study.objects.filter(patient__user=user, number_of_instances__gt=0, held_reason="").order_by(
+        "-study_date", "-pk"
+    )

@@ -15,18 +15,25 @@ from sharing.dicom.sop import ENCAPSULATED_CDA, ENCAPSULATED_PDF, SR_SOP_CLASS_P
 from sharing.models import Instance, Series, Study, User
 
 
+def _own_studies(user: User) -> QuerySet[Study]:
+    """Studies of the Patient records linked to ``user``, less those held for records staff (their
+    identity clashes with another patient's: nobody's account sees them until staff decide)."""
+    return Study.objects.filter(patient__user=user, number_of_instances__gt=0, held_reason="")
+
+
 def study_list_for_user(*, user: User) -> QuerySet[Study]:
     """A signed-in user's own studies (those of the Patient records linked to them), newest first."""
-    return Study.objects.filter(patient__user=user, number_of_instances__gt=0).order_by("-study_date", "-pk")
+    return _own_studies(user).order_by("-study_date", "-pk")
 
 
 def studies_awaiting_reconciliation(*, user: User) -> QuerySet[Study]:
-    """Studies whose patient is linked to no account, or that a patient uploaded: staff only."""
+    """Studies whose patient is linked to no account, that a patient uploaded, or that are held
+    for an identity clash: staff only."""
     if not user.is_records_staff:
         raise PermissionDenied("records staff only")
     return (
         Study.objects.filter(number_of_instances__gt=0)
-        .filter(models.Q(patient__user__isnull=True) | models.Q(is_outside=True))
+        .filter(models.Q(patient__user__isnull=True) | models.Q(is_outside=True) | ~models.Q(held_reason=""))
         .select_related("patient")
         .order_by("-last_received_at", "-pk")
     )
@@ -50,10 +57,9 @@ def studies_for_download_in(*, visible: QuerySet[Study], study_uids: Sequence[st
 
 def studies_visible_to(user: User) -> QuerySet[Study]:
     """The access rule: patients their own studies, records staff and administrators any study."""
-    studies = Study.objects.filter(number_of_instances__gt=0)
     if not user.is_records_staff:
-        studies = studies.filter(patient__user=user)
-    return studies
+        return _own_studies(user)
+    return Study.objects.filter(number_of_instances__gt=0)
 
 
 def study_library_for_user(
@@ -91,9 +97,14 @@ def study_modalities_for_user(*, user: User) -> list[str]:
 
 
 def study_get_in(*, visible: QuerySet[Study], study_instance_uid: str) -> Study:
-    """One study of a viewer's scope (``visible``: a user's studies, or a share's), or 404."""
+    """One study of a viewer's scope (``visible``: a user's studies, or a share's), or 404.
+
+    Staff may see several rows of one Study Instance UID (the hospital's, a patient's upload of
+    it, a clash held apart): the first received answers.
+    """
     study = (
         visible.filter(study_instance_uid=study_instance_uid)
+        .order_by("pk")
         .select_related("patient")
         .prefetch_related(Prefetch("series", queryset=Series.objects.order_by("series_number", "pk")))
         .first()

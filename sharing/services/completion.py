@@ -49,7 +49,7 @@ def _study_mark_complete(*, study_id: int, now: datetime.datetime) -> bool:
         detail={"instances": study.number_of_instances, "series": study.number_of_series},
     )
     user = study.patient.user
-    if user is not None and user.is_active:
+    if user is not None and user.is_active and not study.held_reason:
         transaction.on_commit(lambda: _notify_new_images(user))
     return True
 

@@ -4,6 +4,10 @@ Idempotent by construction: each run indexes whatever of a study is still RECEIV
 rows (``skip_locked``) so concurrent workers split the work, and recomputes the aggregates from
 the rows rather than incrementing them. A worker killed mid-run rolls back and the redelivered
 task finds the same instances still pending.
+
+Which record an instance joins is decided by ``sharing.services.identity``: a patient's upload
+only ever joins that patient's own upload rows, and the hospital's instances that clash with a
+linked patient's identity go to a study held for records staff.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from sharing.conf import app_settings
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.header import InstanceHeader, read_header
 from sharing.dicom.sop import is_report_sop_class
-from sharing.models import Instance, Patient, Series, Study, User
+from sharing.models import Instance, Patient, Series, Study
+from sharing.services.identity import (
+    NO_PATIENT_ID,
+    PatientIdentity,
+    demographics_clash,
+    is_clash_record_of,
+    study_uid_clash,
+)
 from sharing.services.pacs import retrievals_attach
 from sharing.storage import ObjectNotFound, get_store
 
@@ -106,20 +117,26 @@ def study_index_pending(*, study_instance_uid: str) -> IndexSummary:
 def _index_batch(study_instance_uid: str) -> IndexSummary | None:
     pending = list(
         Instance.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("uploaded_by")
         .filter(study_instance_uid=study_instance_uid, state=Instance.State.RECEIVED)
         .order_by("pk")[:BATCH_SIZE]
     )
     if not pending:
         return None
-    known = {
-        series.series_instance_uid: series
-        for series in Series.objects.filter(series_instance_uid__in={i.series_instance_uid for i in pending})
-    }
+    # Every series of this Study Instance UID, whoever's: each instance joins the one of its own
+    # patient (``_joins``), or none.
+    known = list(
+        Series.objects.filter(
+            study__study_instance_uid=study_instance_uid,
+            series_instance_uid__in={i.series_instance_uid for i in pending},
+        ).select_related("study__patient")
+    )
+    # What this run decided for an identity and series UID, whatever series that was.
+    decided: dict[tuple[object, ...], Series] = {}
     members: dict[int, list[int]] = defaultdict(list)
     failures: dict[int, str] = {}
     for instance in pending:
-        series = known.get(instance.series_instance_uid)
+        key = _series_key(instance)
+        series = decided.get(key) or next((s for s in known if _joins(instance, s)), None)
         if series is None:
             # The first instance of a series: its header says what series, study and patient
             # these are. The others were described enough on receipt (number, frames, size).
@@ -128,7 +145,9 @@ def _index_batch(study_instance_uid: str) -> IndexSummary | None:
             except (DicomInputError, ObjectNotFound) as exc:
                 failures[instance.pk] = str(exc)[:255]
                 continue
-            series = known[instance.series_instance_uid] = _series_for(header, instance)
+            series = _series_for(header, instance)
+            known.append(series)
+        decided[key] = series
         members[series.pk].append(instance.pk)
     now = timezone.now()
     for series_id, instance_ids in members.items():
@@ -146,16 +165,32 @@ def _stored_header(instance: Instance) -> InstanceHeader:
         return read_header(path)
 
 
+def _series_key(instance: Instance) -> tuple[object, ...]:
+    return (instance.upload_owner_id, PatientIdentity.of_instance(instance), instance.series_instance_uid)
+
+
+def _joins(instance: Instance, series: Series) -> bool:
+    """Whether ``series`` is the one this instance belongs to: same UID, and the same patient."""
+    patient = series.study.patient
+    identity = PatientIdentity.of_instance(instance)
+    if (
+        series.series_instance_uid != instance.series_instance_uid
+        or patient.upload_owner_id != instance.upload_owner_id
+        or (patient.patient_id, patient.issuer) != (identity.patient_id, identity.issuer)
+    ):
+        return False
+    if patient.clash_of_id is not None:
+        return is_clash_record_of(patient=patient, identity=identity)
+    return not demographics_clash(patient=patient, identity=identity)
+
+
 def _series_for(header: InstanceHeader, instance: Instance) -> Series:
-    try:
-        return Series.objects.select_related("study").get(series_instance_uid=header.series_instance_uid)
-    except Series.DoesNotExist:
-        pass
-    study = _study_for(header, instance)
-    series, _ = Series.objects.get_or_create(
+    patient, held_reason = _patient_for(header, instance)
+    study = _study_for(header, instance, patient=patient, held_reason=held_reason)
+    series, _ = Series.objects.select_related("study__patient").get_or_create(
+        study=study,
         series_instance_uid=header.series_instance_uid,
         defaults={
-            "study": study,
             "modality": header.modality,
             "series_number": header.series_number,
             "description": header.series_description,
@@ -165,17 +200,31 @@ def _series_for(header: InstanceHeader, instance: Instance) -> Series:
     return series
 
 
-def _study_for(header: InstanceHeader, instance: Instance) -> Study:
-    try:
-        return Study.objects.get(study_instance_uid=header.study_instance_uid)
-    except Study.DoesNotExist:
-        pass
-    patient = _patient_for(header)
-    uploader = instance.uploaded_by
+def _study_for(header: InstanceHeader, instance: Instance, *, patient: Patient, held_reason: str) -> Study:
+    study = Study.objects.filter(patient=patient, study_instance_uid=header.study_instance_uid).first()
+    if study is None and patient.user_id is not None and patient.upload_owner_id is None:
+        # One person's two hospital records (an MRN at each) may share a study: it stays one study.
+        study = (
+            Study.objects.filter(
+                patient__user_id=patient.user_id,
+                patient__upload_owner__isnull=True,
+                study_instance_uid=header.study_instance_uid,
+                held_reason="",
+            )
+            .order_by("pk")
+            .first()
+        )
+    if study is not None:
+        return study
+    held_reason = held_reason or study_uid_clash(
+        study_instance_uid=header.study_instance_uid, patient=patient
+    )
+    if held_reason:
+        logger.warning("study held for records staff: %s", held_reason)
     study, _ = Study.objects.get_or_create(
+        patient=patient,
         study_instance_uid=header.study_instance_uid,
         defaults={
-            "patient": patient,
             "study_date": header.study_date,
             "study_time": header.study_time,
             "accession_number": header.accession_number,
@@ -184,7 +233,8 @@ def _study_for(header: InstanceHeader, instance: Instance) -> Study:
             "referring_physician": header.referring_physician,
             "institution": header.institution,
             "source": instance.source,
-            "is_outside": uploader is not None and uploader.role == User.Role.PATIENT,
+            "is_outside": instance.upload_owner_id is not None,
+            "held_reason": held_reason,
             "first_received_at": instance.received_at,
             "last_received_at": instance.received_at,
         },
@@ -192,19 +242,44 @@ def _study_for(header: InstanceHeader, instance: Instance) -> Study:
     return study
 
 
-def _patient_for(header: InstanceHeader) -> Patient:
+def _patient_for(header: InstanceHeader, instance: Instance) -> tuple[Patient, str]:
+    """The Patient row these images join, and why their study must wait for staff ("" if not)."""
+    demographics = {"name": header.patient_name, "birth_date": header.birth_date, "sex": header.sex}
+    if instance.upload_owner_id is not None:
+        own, _ = Patient.objects.get_or_create(
+            patient_id=header.patient_id,
+            issuer=header.issuer,
+            upload_owner_id=instance.upload_owner_id,
+            defaults=demographics,
+        )
+        return own, ""
     patient, created = Patient.objects.get_or_create(
         patient_id=header.patient_id,
         issuer=header.issuer,
-        defaults={"name": header.patient_name, "birth_date": header.birth_date, "sex": header.sex},
+        upload_owner=None,
+        clash_of=None,
+        defaults=demographics,
     )
+    if not header.patient_id:
+        return patient, NO_PATIENT_ID
+    clash = demographics_clash(patient=patient, identity=PatientIdentity.of_header(header))
+    if clash:
+        apart, _ = Patient.objects.get_or_create(
+            patient_id=header.patient_id,
+            issuer=header.issuer,
+            clash_of=patient,
+            name=header.patient_name,
+            birth_date=header.birth_date,
+            defaults={"sex": header.sex},
+        )
+        return apart, clash
     if not created and not patient.name and header.patient_name:
         # A record made by staff when linking an account: fill in what the images tell.
         patient.name = header.patient_name
         patient.birth_date = patient.birth_date or header.birth_date
         patient.sex = patient.sex or header.sex
         patient.save(update_fields=["name", "birth_date", "sex", "updated_at"])
-    return patient
+    return patient, ""
 
 
 def _refresh_aggregates(series_ids: Iterable[int]) -> None:
@@ -218,7 +293,7 @@ def _refresh_aggregates(series_ids: Iterable[int]) -> None:
 
 
 def study_refresh_aggregates(*, study_id: int) -> None:
-    study = Study.objects.select_for_update().get(pk=study_id)
+    study = Study.objects.select_for_update(of=("self",)).select_related("patient").get(pk=study_id)
     series = list(Series.objects.filter(study=study).values("modality", "body_part"))
     instances = Instance.objects.filter(series__study=study, state=Instance.State.INDEXED)
     totals = instances.aggregate(
@@ -246,8 +321,10 @@ def study_refresh_aggregates(*, study_id: int) -> None:
             "last_received_at",
         ]
     )
-    # A study retrieved from the PACS for a patient's request joins that request as it arrives.
-    retrievals_attach(study=study)
+    # A study retrieved from the PACS for a patient's request joins that request as it arrives;
+    # a patient's upload or a held clash of the same UID is not what was retrieved.
+    if not study.held_reason and study.patient.upload_owner_id is None:
+        retrievals_attach(study=study)
 
 
 def _enqueue_thumbnails(series_ids: Iterable[int]) -> None:

@@ -200,7 +200,7 @@ def retrieve_run(job_id: int) -> RetrieveJob | None:
         _retrieve_finish(job, result)
         raise
     _retrieve_finish(job, result)
-    study = Study.objects.filter(study_instance_uid=job.study_instance_uid).first()
+    study = hospital_studies().filter(study_instance_uid=job.study_instance_uid).order_by("pk").first()
     if study is not None:
         retrievals_attach(study=study)  # in case indexing finished before the task did
     job.refresh_from_db()
@@ -287,6 +287,12 @@ def _retrieve_finish(job: RetrieveJob, result: MoveResult) -> None:
     )
 
 
+def hospital_studies() -> QuerySet[Study]:
+    """The hospital's own copies: not a patient's upload, nor a study held for an identity clash
+    (both may carry the Study Instance UID of a study the PACS holds)."""
+    return Study.objects.filter(patient__upload_owner__isnull=True, held_reason="")
+
+
 def retrievals_attach(*, study: Study) -> int:
     """Add ``study`` to every request a retrieve of it was made for; the number added.
 
@@ -327,8 +333,11 @@ def retrieve_job_get(*, user: User, job_id: int) -> RetrieveJob:
 
 def studies_present(*, study_uids: list[str]) -> dict[str, Study]:
     """Which of these studies Lightbox already holds (with at least one image)."""
-    studies = Study.objects.filter(study_instance_uid__in=study_uids, number_of_instances__gt=0)
-    return {study.study_instance_uid: study for study in studies}
+    # A patient's own upload of a study is not the hospital's copy: staff may still need to retrieve it.
+    studies = Study.objects.filter(
+        study_instance_uid__in=study_uids, number_of_instances__gt=0, patient__upload_owner__isnull=True
+    )
+    return {study.study_instance_uid: study for study in studies.order_by("-pk")}
 
 
 def authorization_for_staff(*, user: User, authorization_id: int) -> ReleaseAuthorization:

@@ -3,12 +3,16 @@
 The order is what makes an acknowledgement trustworthy: validate, put the bytes in object
 storage (durable on return), record the row, commit, and only then enqueue indexing. Any failure
 before the commit removes the object again, so nothing is left half-stored.
+
+A patient's own upload is received into rows of its own (``upload_owner``): its SOP Instance UIDs
+are compared with that patient's earlier uploads only, never with the hospital's instances.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -20,13 +24,15 @@ from django.utils import timezone
 
 from sharing.dicom.errors import InvalidDicom, UnreadableDicom
 from sharing.dicom.header import InstanceHeader, read_header
+from sharing.dicom.part10 import dataset_offset
 from sharing.models import AuditEvent, Instance, InstanceConflict, Study, User
 from sharing.services.audit import audit_record
-from sharing.storage import StorageError, get_store, new_key, sha256_file
+from sharing.storage import StorageError, get_store, new_key
 
 logger = logging.getLogger(__name__)
 
 DICOM_MEDIA_TYPE = "application/dicom"
+CHUNK_SIZE = 1024 * 1024
 
 
 class ReceiveOutcome(enum.StrEnum):
@@ -65,6 +71,13 @@ class Sender:
     label: str  # "AE_TITLE@address", or the uploading user's email
     user: User | None = None
 
+    @property
+    def upload_owner(self) -> User | None:
+        """The patient whose own upload this is; None for the hospital's sources and staff."""
+        if self.user is not None and self.user.role == User.Role.PATIENT:
+            return self.user
+        return None
+
 
 @dataclass(frozen=True)
 class ReceiveResult:
@@ -99,7 +112,7 @@ def instance_receive(
         return ReceiveResult(ReceiveOutcome.INVALID, "SOP Class UID differs from the command", header=header)
 
     try:
-        digest = sha256_file(path)
+        digest, dataset_digest = _digests(path)
         size = path.stat().st_size
     except OSError as exc:
         return ReceiveResult(ReceiveOutcome.UNAVAILABLE, f"temporary file unreadable: {exc.strerror}")
@@ -120,22 +133,30 @@ def instance_receive(
                 transfer_syntax_uid=header.transfer_syntax_uid,
                 study_instance_uid=header.study_instance_uid,
                 series_instance_uid=header.series_instance_uid,
+                patient_identifier=header.patient_id,
+                patient_issuer=header.issuer,
+                patient_name=header.patient_name,
+                patient_birth_date=header.birth_date,
                 instance_number=header.instance_number,
                 number_of_frames=header.number_of_frames,
                 rows=header.rows,
                 columns=header.columns,
                 size_bytes=size,
                 sha256=digest,
+                dataset_sha256=dataset_digest,
                 object_key=key,
                 source=sender.source,
                 sender=sender.label[:128],
                 uploaded_by=sender.user,
+                upload_owner=sender.upload_owner,
                 received_at=timezone.now(),
             )
             transaction.on_commit(lambda: _enqueue_indexing(header.study_instance_uid), robust=True)
     except IntegrityError:
         _discard(key)
-        return _receive_known(path=path, header=header, digest=digest, size=size, sender=sender)
+        return _receive_known(
+            path=path, header=header, digest=digest, dataset_digest=dataset_digest, size=size, sender=sender
+        )
     except DatabaseError as exc:
         _discard(key)
         logger.warning("database unavailable while receiving: %s", type(exc).__name__)
@@ -179,15 +200,37 @@ def ingest_audit_record(
         )
 
 
+def _digests(path: Path) -> tuple[str, str]:
+    """SHA-256 of the whole file, and of the data set after the file meta group, in one read."""
+    offset = dataset_offset(path)
+    whole, dataset = hashlib.sha256(), hashlib.sha256()
+    position = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            whole.update(chunk)
+            if position + len(chunk) > offset:
+                dataset.update(chunk[max(0, offset - position) :])
+            position += len(chunk)
+    return whole.hexdigest(), dataset.hexdigest()
+
+
+def _same_instance(existing: Instance, *, digest: str, dataset_digest: str) -> bool:
+    if existing.dataset_sha256:
+        return existing.dataset_sha256 == dataset_digest
+    return existing.sha256 == digest  # a row stored before data set digests were kept
+
+
 def _receive_known(
-    *, path: Path, header: InstanceHeader, digest: str, size: int, sender: Sender
+    *, path: Path, header: InstanceHeader, digest: str, dataset_digest: str, size: int, sender: Sender
 ) -> ReceiveResult:
-    """The SOP Instance UID is already stored: the same bytes again, or a conflicting copy."""
+    """The SOP Instance UID is already stored: the same instance again, or a conflicting copy."""
     try:
-        existing = Instance.objects.get(sop_instance_uid=header.sop_instance_uid)
+        existing = Instance.objects.get(
+            sop_instance_uid=header.sop_instance_uid, upload_owner=sender.upload_owner
+        )
     except (Instance.DoesNotExist, DatabaseError):
         return ReceiveResult(ReceiveOutcome.UNAVAILABLE, "database unavailable", header=header)
-    if existing.sha256 == digest:
+    if _same_instance(existing, digest=digest, dataset_digest=dataset_digest):
         return ReceiveResult(ReceiveOutcome.DUPLICATE, instance_id=existing.pk, header=header)
 
     key = new_key("conflicts", ".dcm")

@@ -473,6 +473,8 @@ def authorization_patient_link(
     patient, created = Patient.objects.select_for_update().get_or_create(
         patient_id=patient_id,
         issuer=auth.facility.issuer,
+        upload_owner=None,  # the hospital's record, not a patient's upload nor a clash set apart
+        clash_of=None,
         defaults={"birth_date": auth.birth_date, "user": auth.requester},
     )
     if patient.user_id not in (None, auth.requester_id):
@@ -745,8 +747,16 @@ def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, remot
     _require_staff(actor)
     study = Study.objects.select_for_update().select_related("patient").get(pk=study.pk)
     original = study.patient
+    same_uid = Study.objects.filter(patient=patient, study_instance_uid=study.study_instance_uid)
+    if same_uid.exclude(pk=study.pk).exists():
+        raise ValidationError(
+            "This patient already has a study with this Study Instance UID: compare the two, and "
+            "reject this one if it is a copy."
+        )
+    held_reason = study.held_reason
     study.patient = patient
-    study.save(update_fields=["patient"])
+    study.held_reason = ""  # a person has decided whose it is
+    study.save(update_fields=["patient", "held_reason"])
     audit_record(
         action=AuditEvent.Action.RECONCILE,
         actor_kind=AuditEvent.ActorKind.USER,
@@ -756,10 +766,12 @@ def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, remot
         study_instance_uid=study.study_instance_uid,
         detail={
             "decision": "assigned",
+            "study": study.pk,
             "original": _demographics(original),
             "original_patient": original.pk,
             "assigned_patient": patient.pk,
             "was_outside": study.is_outside,
+            **({"was_held": held_reason} if held_reason else {}),
         },
     )
 
@@ -778,5 +790,10 @@ def study_reconcile_reject(*, study: Study, actor: User, reason: str, remote_add
         remote_addr=remote_addr,
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,
-        detail={"decision": "rejected", "reason": reason.strip(), "original": _demographics(study.patient)},
+        detail={
+            "decision": "rejected",
+            "study": study.pk,
+            "reason": reason.strip(),
+            "original": _demographics(study.patient),
+        },
     )

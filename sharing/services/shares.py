@@ -95,7 +95,9 @@ def share_create(
         raise ValidationError("The number of opens must be at least 1.")
     uids = [study.study_instance_uid for study in studies]
     # Only the patient's own studies, even for staff (who deliver a release in the patient's name).
-    own = Study.objects.filter(patient__user=owner, number_of_instances__gt=0, study_instance_uid__in=uids)
+    own = Study.objects.filter(
+        patient__user=owner, number_of_instances__gt=0, held_reason="", study_instance_uid__in=uids
+    )
     if own.count() != len(set(uids)):
         raise ValidationError("You can only share your own studies.")
     patients = _share_patients(studies)

@@ -466,9 +466,13 @@ def reconcile_assign(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReconcileAssignForm(request.POST)
     if form.is_valid():
         patient = patient_get_for_staff(user=user, pk=form.cleaned_data["patient"])
-        study_reconcile_assign(study=study, patient=patient, actor=user, remote_addr=_addr(request))
-        messages.success(request, f"The study now belongs to patient ID {patient.patient_id}.")
-        return HttpResponseRedirect(reverse("unmatched-studies"))
+        try:
+            study_reconcile_assign(study=study, patient=patient, actor=user, remote_addr=_addr(request))
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"The study now belongs to patient ID {patient.patient_id}.")
+            return HttpResponseRedirect(reverse("unmatched-studies"))
     return _no_store(
         render(request, "sharing/workspace/reconcile.html", _reconcile_context(request, pk), status=400)
     )

@@ -74,7 +74,6 @@ def test_it_refuses_an_instance_that_is_not_the_one_announced(ct_files, object_s
     ("keyword", "value"),
     [
         ("StudyInstanceUID", None),
-        ("PatientID", None),
         ("SOPInstanceUID", "1.2.3/../../etc"),
         ("SeriesInstanceUID", "1.2.3.abc"),
         ("StudyInstanceUID", "1." + "2" * 70),

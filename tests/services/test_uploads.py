@@ -343,13 +343,13 @@ def test_it_refuses_a_damaged_zip(staff, object_store):
 
 def test_it_refuses_invalid_dicom_with_the_reason(tmp_path, staff, ct_files, object_store):
     ds = pydicom.dcmread(ct_files[0])
-    del ds.PatientID
+    del ds.SeriesInstanceUID
     [bad] = write_study([ds], tmp_path / "bad")
 
     report = upload_receive(files=[upload(bad)], user=staff)
 
     assert report.files[0].status is FileStatus.REFUSED
-    assert "PatientID" in report.files[0].reason
+    assert "SeriesInstanceUID" in report.files[0].reason
 
 
 def test_it_writes_one_audit_event_per_study(tmp_path, staff, patient, object_store):

@@ -141,7 +141,7 @@ def test_storing_the_same_instances_again_succeeds_and_stores_them_once(
 @pytest.mark.django_db(transaction=True)
 def test_a_bad_instance_among_good_ones_fails_alone_with_0xA900(staff_client, study_files, tmp_path):
     ds = pydicom.dcmread(study_files[0])
-    del ds.PatientID
+    del ds.SeriesInstanceUID
     [bad] = write_study([ds], tmp_path / "bad")
 
     response = post(staff_client, multipart(*(p.read_bytes() for p in [bad, *study_files[1:]])))

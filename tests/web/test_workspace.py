@@ -525,6 +525,7 @@ def test_staff_reject_a_study_with_a_reason(client, staff, outside_study):
     event = AuditEvent.objects.get(action=AuditEvent.Action.RECONCILE)
     assert event.detail == {
         "decision": "rejected",
+        "study": outside_study.pk,
         "reason": "Not our patient",
         "original": {
             "patient_id": "CD-0042",

@@ -41,6 +41,8 @@ class Command(BaseCommand):
         patient, _ = Patient.objects.get_or_create(
             patient_id=DEMO_PATIENT.patient_id,
             issuer=DEMO_PATIENT.issuer,
+            upload_owner=None,
+            clash_of=None,
             defaults={"birth_date": datetime.date(1980, 2, 14), "sex": "F"},
         )
         if patient.user_id is None:
