@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sharing", "0006_study_preview_series"),
+        ("sharing", "0007_ingest_identity"),
     ]
 
     operations = [

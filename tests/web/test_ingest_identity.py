@@ -10,13 +10,13 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 from pydicom.dataset import Dataset
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import InstanceConflict, Study, User
 from tests.scp.test_dcmtk import storescu
+from tests.support.clients import Client
 from tests.support.factories import PASSWORD, ingest, patient_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
