@@ -35,10 +35,18 @@ def require_postgres_and_redis() -> str:
     return redis_url
 
 
+# An access log line per request naming the worker (pid) that answered and the request's X-Probe
+# header, for tests that must see every worker answer.
+PROBE_LOG_FORMAT = "probe pid=%(p)s id=%({x-probe}i)s status=%(s)s"
+
+
 @dataclass(frozen=True)
 class LiveWeb:
     url: str
+    port: int
+    workers: int
     process: subprocess.Popen[str]
+    log: Path | None = None
 
     def get(self, path: str, **kwargs: object) -> requests.Response:
         """A request on a connection of its own, so that the kernel may hand it to any worker."""
@@ -51,8 +59,10 @@ class LiveWeb:
 
 
 @contextmanager
-def live_web(*, workers: int | None, redis_url: str | None) -> Iterator[LiveWeb]:
-    """gunicorn with ``workers`` processes (its default when None), sharing Redis when given."""
+def live_web(*, workers: int | None, redis_url: str | None, log: Path | None = None) -> Iterator[LiveWeb]:
+    """gunicorn with ``workers`` processes (its default when None), sharing Redis when given.
+    With ``log``, its output goes there and each request's line says which worker answered it
+    (``PROBE_LOG_FORMAT``)."""
     db = connection.settings_dict
     env = {
         k: v
@@ -71,15 +81,19 @@ def live_web(*, workers: int | None, redis_url: str | None) -> Iterator[LiveWeb]
     if workers is not None:
         env["LIGHTBOX_WEB_WORKERS"] = str(workers)
     port = free_port()
-    process = subprocess.Popen(
-        [GUNICORN, "--config", "python:portal.gunicorn_conf", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    web = LiveWeb(f"http://127.0.0.1:{port}", process)
+    command = [GUNICORN, "--config", "python:portal.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+    if log is not None:
+        command += ["--access-logformat", PROBE_LOG_FORMAT]
+    with open(log or os.devnull, "w") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+            text=True,
+        )
+    web = LiveWeb(f"http://127.0.0.1:{port}", port, workers or 1, process, log)
     try:
         _wait_until_every_worker_answers(web, workers or 1)
         yield web
@@ -99,7 +113,8 @@ def _wait_until_every_worker_answers(web: LiveWeb, workers: int, timeout: float 
         except (requests.ConnectionError, FileNotFoundError):
             pass
         if web.process.poll() is not None:
-            raise RuntimeError(f"gunicorn stopped: {web.process.communicate()[1][-2000:]}")
+            output = web.log.read_text() if web.log else web.process.communicate()[1]
+            raise RuntimeError(f"gunicorn stopped: {output[-2000:]}")
         if time.monotonic() > deadline:
             raise TimeoutError("gunicorn did not answer")
         time.sleep(0.2)

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from dicomweb_client.api import DICOMwebClient
 from django.apps import apps
-from django.conf import settings as django_settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -41,10 +39,9 @@ from sharing.auth.tokens import FAILURE_LIMIT
 from sharing.dicom.synthetic import ct_series, write_study
 from sharing.models import ApiToken, AuditEvent, Instance, Study, User
 from sharing.services.tokens import api_token_create, api_token_revoke
-from tests.conftest import free_port
 from tests.support.clients import Client
 from tests.support.factories import PASSWORD, make_study, records_staff
-from tests.support.live import require_postgres_and_redis
+from tests.support.live import LiveWeb, live_web, require_postgres_and_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -451,67 +448,21 @@ def test_staff_who_are_not_superusers_see_no_tokens_in_the_admin(staff):
 # --- Over real HTTP, on several gunicorn workers -----------------------------------------------------
 
 
-@dataclass
-class WebServer:
-    url: str
-    port: int
-    log: Path
-    workers: int
-
-
 @contextmanager
-def running_web(tmp_path: Path, **env: str) -> Iterator[WebServer]:
-    """gunicorn as deployed (portal/gunicorn_conf.py) with three workers, on this test's database.
-    Its access log names the worker (pid) that answered each probe."""
-    redis_url = require_postgres_and_redis()  # several workers need the cache they share
-    db = connection.settings_dict
-    port, log = free_port(), tmp_path / "gunicorn.log"
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LIGHTBOX_WEB_", "REDIS_"))},
-        "DJANGO_SETTINGS_MODULE": "tests.support.live_settings",
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "LIGHTBOX_OBJECT_STORE": django_settings.LIGHTBOX_OBJECT_STORE,
-        "LIGHTBOX_TEMP_DIR": django_settings.LIGHTBOX_TEMP_DIR,
-        "LIGHTBOX_WEB_WORKERS": "3",
-        **env,
-    }
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                GUNICORN,
-                "--config",
-                "python:portal.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--access-logformat",
-                "probe pid=%(p)s id=%({x-probe}i)s status=%(s)s",
-            ],
-            cwd=ROOT,
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = WebServer(url=f"http://127.0.0.1:{port}", port=port, log=log, workers=3)
-    try:
-        deadline = time.monotonic() + 60
-        while _status(server, "/dicomweb/studies", {}) != HTTPStatus.UNAUTHORIZED:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def running_web(tmp_path: Path) -> Iterator[LiveWeb]:
+    """gunicorn as deployed with three workers on this test's database and the Redis they share;
+    its access log names the worker (pid) that answered each probe."""
+    with live_web(workers=3, redis_url=require_postgres_and_redis(), log=tmp_path / "gunicorn.log") as web:
+        yield web
 
 
 @pytest.fixture
-def web_server(transactional_db, tmp_path) -> Iterator[WebServer]:
+def web_server(transactional_db, tmp_path) -> Iterator[LiveWeb]:
     with running_web(tmp_path) as server:
         yield server
 
 
-def _status(server: WebServer, path: str, headers: dict[str, str]) -> int:
+def _status(server: LiveWeb, path: str, headers: dict[str, str]) -> int:
     """One request on a connection of its own, so that the kernel may hand it to any worker."""
     connection_ = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
@@ -525,13 +476,14 @@ def _status(server: WebServer, path: str, headers: dict[str, str]) -> int:
         connection_.close()
 
 
-def _answered(server: WebServer) -> dict[str, str]:
+def _answered(server: LiveWeb) -> dict[str, str]:
     """Which worker answered each probe id, from the access log."""
+    assert server.log is not None
     pattern = re.compile(r"probe pid=<?(\d+)>? id=(\S+) status=")
     return {m.group(2): m.group(1) for m in pattern.finditer(server.log.read_text())}
 
 
-def _probe_every_worker(server: WebServer, secret: str, tag: str) -> dict[str, int]:
+def _probe_every_worker(server: LiveWeb, secret: str, tag: str) -> dict[str, int]:
     """Requests on fresh connections until each worker has answered one: status by worker pid,
     the first answer of each worker only."""
     statuses: dict[str, int] = {}
@@ -547,7 +499,7 @@ def _probe_every_worker(server: WebServer, secret: str, tag: str) -> dict[str, i
                 pids.setdefault(pid, statuses[seen])
         if len(pids) == server.workers:
             return pids
-    pytest.fail(f"only workers {sorted(pids)} answered: {server.log.read_text()[-2000:]}")
+    pytest.fail(f"only workers {sorted(pids)} answered: {_answered(server)}")
 
 
 @pytest.mark.integration
