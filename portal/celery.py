@@ -4,7 +4,8 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+# Entry points a deployment runs default to production; only manage.py defaults to development.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.prod")
 
 app = Celery("lightbox")
 app.config_from_object("django.conf:settings", namespace="CELERY")

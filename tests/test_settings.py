@@ -115,3 +115,24 @@ def test_the_embedded_default_needs_nothing(tmp_path):
 @pytest.mark.django_db
 def test_the_site_is_named_lightbox():
     assert Site.objects.get_current().name == "Lightbox"
+
+
+@pytest.mark.parametrize("entry_point", ["portal.wsgi", "portal.asgi", "portal.celery"])
+def test_the_entry_points_a_deployment_runs_default_to_production(entry_point):
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "LIGHTBOX_"))
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {entry_point}; import django.conf; django.conf.settings.DEBUG"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # Production settings refuse to start without their secrets; development would have started.
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
