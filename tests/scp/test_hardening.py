@@ -302,8 +302,11 @@ def test_streaming_into_a_huge_declared_pdu_is_cut_off_and_does_not_grow_the_scp
     stream = [(bytes(64 * 1024), 0.0)] * (63 * 16)
     with connect(scp_process, "127.0.0.6") as sock:
         sock.sendall(pdu_header(0x01, 0xFFFF_FFF0))
+        echo = echoscu(scp_process)  # a real peer, while the huge PDU is declared
         sent = sent_before_dropped(sock, drip + stream)
     grown = rss(scp_process.pid) - before
+
+    assert echo.returncode == 0, echo.stdout + echo.stderr
 
     assert sent is not None, "the SCP read all 64 MB"
     assert sent < 16 * MB, f"the SCP went on reading: {sent / MB:.0f} MB sent"
@@ -314,10 +317,14 @@ def test_an_association_request_dripped_in_slowly_is_dropped_at_the_negotiation_
     request = association_request("ECHOSCU")
     start = time.monotonic()
 
+    echoes: list[int] = []
+
     def drip() -> Iterator[tuple[bytes, float]]:
-        for byte in request:  # a byte every 100 ms: each alone well within any idle timeout
+        for index, byte in enumerate(request):  # a byte every 100 ms: each within any idle timeout
             if time.monotonic() - start > NEGOTIATION_TIMEOUT + 3:
                 return
+            if index == 3:
+                echoes.append(echoscu(scp_process).returncode)  # a real peer, during the drip
             yield bytes([byte]), 0.1
 
     with connect(scp_process, "127.0.0.7") as sock:
@@ -326,6 +333,7 @@ def test_an_association_request_dripped_in_slowly_is_dropped_at_the_negotiation_
     elapsed = time.monotonic() - start
 
     assert sent is not None, "the SCP was still reading the drip"
+    assert echoes == [0]
     assert answer in (ABORT_NOT_SPECIFIED, b"")  # the abort may be lost to the reset
     assert NEGOTIATION_TIMEOUT - 0.5 < elapsed < NEGOTIATION_TIMEOUT + 3
     assert "connection from 127.0.0.7 dropped: its association request did not arrive in time" in refusals(
@@ -339,13 +347,18 @@ def test_a_pdu_trickled_in_once_associated_is_dropped_when_the_network_timeout_h
         start = time.monotonic()
         sock.sendall(pdu_header(0x04, 1000))  # within the maximum, but sent a byte at a time
 
+        echoes: list[int] = []
+
         def drip() -> Iterator[tuple[bytes, float]]:
             while time.monotonic() - start < NETWORK_TIMEOUT + 3:
+                if not echoes:
+                    echoes.append(echoscu(scp_process).returncode)  # a real peer, during the drip
                 yield b"\x00", 0.2
 
         sent = sent_before_dropped(sock, drip())
     elapsed = time.monotonic() - start
 
+    assert echoes == [0]
     assert sent is not None, "the SCP was still reading the drip"
     assert NETWORK_TIMEOUT - 0.5 < elapsed < NETWORK_TIMEOUT + 3
     assert "connection from 127.0.0.12 dropped: a PDU did not arrive in time" in refusals(scp_process)
