@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -43,8 +42,10 @@ def _no_store(response: HttpResponseBase) -> HttpResponseBase:
 def _qr_data_uri(text: str) -> str:
     import segno  # on first use: web workers that never make a share need not carry it
 
-    svg = segno.make(text, error="m").svg_inline(scale=4, dark="#10212e", light="#ffffff")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    # A data URI of a whole SVG document: an inline fragment lacks the SVG namespace, and a browser
+    # shows it as a broken image.
+    uri: str = segno.make(text, error="m").svg_data_uri(scale=4, dark="#10212e", light="#ffffff")
+    return uri
 
 
 @login_required

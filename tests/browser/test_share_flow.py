@@ -48,6 +48,8 @@ def create_share(page: Page, study: Study, *, download: bool) -> tuple[str, str]
         download_box.uncheck()
     page.get_by_role("button", name="Create the link").click()
     expect(page.get_by_role("heading", name="Your share link is ready")).to_be_visible()
+    qr = page.get_by_role("img", name="QR code of the link")
+    assert qr.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0, "the QR code is drawn"
     link = page.locator("#share-link").input_value()
     code = page.locator("#share-code").input_value()
     assert re.fullmatch(r"http://[^/]+/s/[A-Za-z0-9_-]{32}", link)

@@ -127,7 +127,10 @@ def test_a_patient_creates_a_coded_share_and_sees_the_link_once(client, jane, st
     assert abs(share.expires_at - share.created_at - datetime.timedelta(hours=24)) < datetime.timedelta(
         seconds=5
     )
-    assert 'src="data:image/svg+xml;base64,' in page  # the QR code
+    assert (
+        'src="data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%27'
+        in page
+    )  # the QR code
     # Not shown again anywhere.
     detail = client.get(reverse("share-detail", args=[share.pk])).content.decode()
     listing = client.get(reverse("share-list")).content.decode()
