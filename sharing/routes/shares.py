@@ -28,4 +28,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("shares/<int:share_id>/extend", shares.share_extend_view, name="share-extend"),
     re_path(rf"^s/(?P<token>{TOKEN_PATTERN})$", share_access.share_open_view, name="share-open"),
     path("s/", include((recipient_patterns, "share"))),
+    # A link an email client cut short, or ran on into the next character: the recipient is told
+    # to check the link, as for one that does not exist.
+    re_path(r"^s/(?P<token>[A-Za-z0-9_-]{16,})[^/]*$", share_access.share_link_not_found),
 ]

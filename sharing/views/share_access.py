@@ -80,6 +80,11 @@ def _landing(
     )
 
 
+def share_link_not_found(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A share link of the wrong length (cut short, or with the next character run on)."""
+    return _unknown(request)
+
+
 @share_csrf
 @require_http_methods(["GET", "POST"])
 def share_open_view(request: HttpRequest, token: str) -> HttpResponseBase:

@@ -13,6 +13,7 @@ from io import BytesIO
 
 import pytest
 import time_machine
+from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
@@ -409,6 +410,35 @@ def test_an_unknown_token_answers_404_and_a_malformed_one_too(client):
     assert client.get("/s/" + "A" * 32).status_code == HTTPStatus.NOT_FOUND
     assert client.post("/s/" + "A" * 32, {"answer": "x"}).status_code == HTTPStatus.NOT_FOUND
     assert client.get("/s/short").status_code == HTTPStatus.NOT_FOUND
+
+
+@pytest.mark.parametrize("mangled", ["cut short", "a full stop run on", "a bracket run on"])
+def test_a_link_an_email_client_mangled_gets_the_page_that_says_to_check_the_link(
+    client, jane, study_x, mangled
+):
+    token = make_share(jane, [study_x]).token
+    path = {"cut short": token[:-3], "a full stop run on": token + ".", "a bracket run on": token + ">"}[
+        mangled
+    ]
+
+    response = client.get(f"/s/{path}")
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert "We could not find this link" in response.content.decode()
+    assert "Check that the whole link was copied" in response.content.decode()
+
+
+def test_pages_that_do_not_exist_and_server_errors_get_lightbox_s_own_pages(client, settings):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert "We could not find this page" in response.content.decode()
+    assert 'href="/static/css/lightbox.css"' in response.content.decode()
+    from django.views.defaults import server_error
+
+    error = server_error(RequestFactory().get("/"))
+    assert error.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert "Something went wrong on our side" in error.content.decode()
 
 
 def test_a_used_up_share_refuses_new_browsers_but_not_the_one_that_opened_it(jane, study_x):
