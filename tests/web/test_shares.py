@@ -584,3 +584,20 @@ def test_gunicorns_access_log_line_has_no_token():
 
     assert token not in " ".join(str(value) for value in atoms.values())
     assert "/s/[token]" in atoms["r"]
+
+
+def test_a_recipient_is_offered_no_sign_in_and_leaving_is_not_the_main_action(jane, study_x):
+    created = make_share(jane, [study_x])
+    landing = Client().get(f"/s/{created.token}").content.decode()
+    browser = opened(created)
+    pages = [
+        landing,
+        *(
+            browser.get(path).content.decode()
+            for path in ("/s/", f"/s/studies/{study_x.study_instance_uid}/")
+        ),
+    ]
+
+    assert [page for page in pages if ">Sign in<" in page] == []
+    assert '<button type="submit" class="button secondary">Leave the shared images</button>' in pages[1]
+    assert ">Sign in<" in Client().get("/accounts/password/reset/").content.decode()  # elsewhere it stays
