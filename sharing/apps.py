@@ -18,3 +18,6 @@ class SharingConfig(AppConfig):
         from sharing import receivers
 
         receivers.connect()
+
+        # Registers the tasks with Celery in every process, so sharing.queue finds them by name.
+        from sharing import tasks  # noqa: F401

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from sharing import queue
 from sharing.conf import app_settings
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.header import InstanceHeader, read_header
@@ -59,12 +60,12 @@ def study_index_request(*, study_instance_uid: str) -> None:
     The task clears the flag *before* it looks for pending rows, so a row committed after that
     look raises the flag again and queues a new task: no instance is left behind.
     """
-    from sharing import tasks
-
     if cache.add(_pending_flag(study_instance_uid), 1, timeout=PENDING_FLAG_SECONDS):
         # Run a moment later, so that one run indexes what arrives meanwhile: a fast worker
         # would otherwise lower the flag at once and take a task per instance after all.
-        tasks.index_study.apply_async((study_instance_uid,), countdown=app_settings.INDEX_COALESCE_SECONDS)
+        queue.study_index(
+            study_instance_uid=study_instance_uid, countdown=app_settings.INDEX_COALESCE_SECONDS
+        )
 
 
 def study_index_claimed(*, study_instance_uid: str) -> IndexSummary:
@@ -75,8 +76,6 @@ def study_index_claimed(*, study_instance_uid: str) -> IndexSummary:
 
 def instances_index_stragglers(*, now: datetime.datetime | None = None) -> list[str]:
     """Queue indexing for studies with instances left RECEIVED (a task lost with its broker)."""
-    from sharing import tasks
-
     cutoff = (now or timezone.now()) - STRAGGLER_AGE
     study_uids = list(
         Instance.objects.filter(state=Instance.State.RECEIVED, received_at__lt=cutoff)
@@ -84,7 +83,7 @@ def instances_index_stragglers(*, now: datetime.datetime | None = None) -> list[
         .distinct()[:1000]
     )
     for study_uid in study_uids:
-        tasks.index_study.delay(study_uid)
+        queue.study_index(study_instance_uid=study_uid)
     return study_uids
 
 
@@ -328,10 +327,6 @@ def study_refresh_aggregates(*, study_id: int) -> None:
 
 
 def _enqueue_thumbnails(series_ids: Iterable[int]) -> None:
-    from sharing import tasks
-
-    settle = app_settings.THUMBNAIL_SETTLE_SECONDS
+    # The thumbnail, and the viewer's series metadata (DICOM JSON) ready before anyone opens it.
     for series_id in series_ids:
-        tasks.series_thumbnail.apply_async((series_id, settle), countdown=settle)
-        # The viewer's series metadata (DICOM JSON), ready before anyone opens the study.
-        tasks.series_metadata_prepare.apply_async((series_id, settle), countdown=settle)
+        queue.series_prepare(series_id=series_id, settle_seconds=app_settings.THUMBNAIL_SETTLE_SECONDS)

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from sharing import queue
 from sharing.conf import app_settings
 from sharing.dicom.qr import (
     DicomNode,
@@ -168,9 +169,7 @@ def retrieve_start(
 
 
 def _enqueue_retrieve(job_id: int) -> None:
-    from sharing import tasks
-
-    tasks.pacs_retrieve.delay(job_id)
+    queue.pacs_retrieve(job_id=job_id)
 
 
 def retrieve_run(job_id: int) -> RetrieveJob | None:
