@@ -19,12 +19,6 @@ from sharing.models import User
 from tests.support.clients import Client
 from tests.support.factories import patient_user, records_staff
 
-CORPUS_DIR = Path(
-    os.environ.get(
-        "LIGHTBOX_DICOM_CORPUS", Path(__file__).resolve().parents[1].parent / "shared" / "dicom-corpus"
-    )
-)
-
 
 def free_port() -> int:
     with socket.socket() as sock:
