@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,25 +14,7 @@ from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import User
 from tests.support.clients import Client
 from tests.support.factories import patient_user, records_staff
-
-CORPUS_DIR = Path(
-    os.environ.get(
-        "LIGHTBOX_DICOM_CORPUS", Path(__file__).resolve().parents[1].parent / "shared" / "dicom-corpus"
-    )
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: .ci/run installs it with apt-get")
-    return path
+from tests.support.scp import RunningSCP, running_scp
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +49,6 @@ def object_store(settings, tmp_path: Path) -> Iterator[Path]:
     storage._store_for.cache_clear()
 
 
-def stored_keys(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
 @pytest.fixture
 def patient() -> SyntheticPatient:
     return SyntheticPatient(patient_id="MRN-1001", issuer="GENERAL", name="DOE^JANE", birth_date="19800101")
@@ -83,29 +57,6 @@ def patient() -> SyntheticPatient:
 @pytest.fixture
 def ct_files(tmp_path: Path, patient: SyntheticPatient) -> list[Path]:
     return write_study(ct_series(patient, slices=5, size=64), tmp_path / "ct")
-
-
-class RunningSCP:
-    def __init__(self, server, port: int, ae_title: str) -> None:
-        self.server = server
-        self.port = port
-        self.ae_title = ae_title
-        self.host = "127.0.0.1"
-
-
-@contextmanager
-def running_scp(*, allowed_aes: list[str] | None = None) -> Iterator[RunningSCP]:
-    """The real Storage SCP (the core of ``manage.py run_scp``) on a free port, in a thread."""
-    from sharing.scp.server import make_server
-
-    port = free_port()
-    server = make_server(host="127.0.0.1", port=port, ae_title="LIGHTBOX", allowed_aes=allowed_aes)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield RunningSCP(server, port, "LIGHTBOX")
-    finally:
-        server.shutdown()
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ Fixtures for any browser test:
     login(page, email)   sign in through the real login form (the address must be verified:
                          ``with_verified_email(user)``, as allauth requires here)
 
+The Chromium launcher and the helpers tests import (PageWatch, with_verified_email, staff_context)
+are in tests/support/browser.py.
+
 Tests using them need the database in transactional mode (the live server runs in a thread):
 ``pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]``.
 """
@@ -17,30 +20,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from allauth.account.models import EmailAddress
 from django.urls import reverse
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route
 
-from sharing.models import User
 from sharing.security import DEFAULT_POLICY, viewer_assets_policy
+from tests.support.browser import CHROMIUM, PageWatch, launch_chromium
 from tests.support.factories import PASSWORD
 
-CHROMIUM = Path(os.environ.get("LIGHTBOX_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWER_BUNDLE = Path(__file__).resolve().parents[2] / "static" / "viewer" / "viewer.js"
 
 
@@ -53,10 +44,8 @@ def browser() -> Iterator[Browser]:
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with launch_chromium() as chromium:
             yield chromium
-            chromium.close()
     finally:
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -101,36 +90,6 @@ def new_context(browser: Browser, live_server: Any) -> Iterator[Callable[..., Br
         context.close()
 
 
-@dataclass
-class PageWatch:
-    """What a page did that a patient's page must never do."""
-
-    origin: str
-    console_errors: list[str] = field(default_factory=list)
-    csp_violations: list[str] = field(default_factory=list)
-    foreign_requests: list[str] = field(default_factory=list)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        text = message.text
-        if "Content Security Policy" in text or "Content-Security-Policy" in text:
-            self.csp_violations.append(text)
-        # Browsers ask for /favicon.ico on their own; the site has none, and that is no fault.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-            self.console_errors.append(f"{text} ({message.location.get('url', '')})")
-
-    def on_request(self, request: Request) -> None:
-        parts = urlsplit(request.url)
-        if parts.scheme in ("data", "blob"):
-            return
-        if f"{parts.scheme}://{parts.netloc}" != self.origin:
-            self.foreign_requests.append(request.url)
-
-    def assert_clean(self) -> None:
-        assert self.csp_violations == [], self.csp_violations
-        assert self.console_errors == [], self.console_errors
-        assert self.foreign_requests == [], self.foreign_requests
-
-
 @pytest.fixture
 def watch(live_server: Any) -> Callable[[Page], PageWatch]:
     def attach(page: Page) -> PageWatch:
@@ -159,14 +118,6 @@ def sign_in(page: Page, email: str, password: str = PASSWORD) -> None:
         form.locator("button[type=submit]").click()
     signed_in = page.locator("header").get_by_role("button", name="Sign out")
     assert signed_in.count() == 1, f"sign-in failed for {email}: now on {page.url}"
-
-
-def with_verified_email(user: User) -> User:
-    """Mark the user's address verified (ACCOUNT_EMAIL_VERIFICATION is mandatory)."""
-    EmailAddress.objects.update_or_create(
-        user=user, email=user.email, defaults={"primary": True, "verified": True}
-    )
-    return user
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pydicom import dcmread
 from pydicom.fileset import FileSet
 
 from sharing.models import Study, User
-from tests.browser.conftest import with_verified_email
+from tests.support.browser import with_verified_email
 from tests.support.factories import PASSWORD, make_study, patient_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

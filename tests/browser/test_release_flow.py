@@ -5,19 +5,15 @@ finds the study in their library."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from sharing.models import Patient, ReleaseAuthorization, User
-from tests.browser.conftest import with_verified_email
-from tests.services.test_releases import make_facility, quick_study
-from tests.support.clients import Client
+from tests.support.browser import staff_context, with_verified_email
 from tests.support.factories import PASSWORD, records_staff
+from tests.support.releases import make_facility, quick_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,18 +29,6 @@ def draw_signature(page: Page) -> None:
     for step in range(1, 25):
         page.mouse.move(x + w * (0.1 + 0.03 * step), y + h * (0.3 if step % 2 else 0.7), steps=3)
     page.mouse.up()
-
-
-def staff_context(
-    new_context: Callable[..., BrowserContext], live_server: Any, staff: User
-) -> BrowserContext:
-    """Staff signed in with two-factor already satisfied, through a session made by Django's client."""
-    client = Client()
-    client.force_login(staff)
-    context = new_context()
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
-    return context
 
 
 def test_a_patient_signs_staff_release_and_the_study_reaches_the_library(

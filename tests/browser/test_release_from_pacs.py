@@ -17,12 +17,11 @@ from playwright.sync_api import expect
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, PacsNode, ReleaseAuthorization, Share, Study, User
 from sharing.services.shares import share_create
-from tests.browser.conftest import with_verified_email
-from tests.browser.test_release_flow import staff_context
-from tests.conftest import free_port
-from tests.services.test_pacs import authorization
+from tests.support.browser import staff_context, with_verified_email
 from tests.support.factories import PASSWORD, records_staff
+from tests.support.network import free_port
 from tests.support.orthanc import Orthanc, running_orthanc
+from tests.support.pacs import authorization
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -14,7 +14,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import Share, Study, User
 from sharing.services.shares import share_create
-from tests.browser.conftest import PageWatch
+from tests.support.browser import PageWatch
 from tests.support.factories import ingest, patient_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -16,7 +16,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, Share, Study, User
-from tests.browser.conftest import PageWatch, with_verified_email
+from tests.support.browser import PageWatch, with_verified_email
 from tests.support.factories import ingest, patient_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -15,7 +15,7 @@ from pydicom.uid import JPEG2000Lossless
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, sr_report, us_multiframe, write_study
 from sharing.models import Series, Study, User
-from tests.browser.conftest import PageWatch, with_verified_email
+from tests.support.browser import PageWatch, with_verified_email
 from tests.support.factories import ingest, patient_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

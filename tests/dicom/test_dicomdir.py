@@ -22,7 +22,7 @@ from sharing.dicom.synthetic import (
     write_part10,
     write_study,
 )
-from tests.conftest import require_binary
+from tests.support.binaries import require_binary
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from sharing.dicom.qr import (
 from sharing.dicom.scu import send_files
 from sharing.dicom.synthetic import SyntheticPatient, cr_image, ct_series, mr_series, write_study
 from sharing.models import Instance, Study
-from tests.conftest import free_port
+from tests.support.network import free_port
 from tests.support.orthanc import Orthanc, running_orthanc
 
 pytestmark = pytest.mark.integration

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import os
 import random
 import struct
 import time
@@ -38,6 +36,7 @@ from pydicom.uid import (
 
 from sharing.dicom import render
 from sharing.dicom.render import RenderKind, frame_to_display, placeholder_tile, render_thumbnail
+from tests.support.corpus import CORPUS_DIR, CorpusFile, corpus_files
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -542,10 +541,6 @@ def test_missing_path_raises(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- corpus
-CORPUS = Path(
-    os.environ.get("LIGHTBOX_DICOM_CORPUS")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "dicom-corpus"
-)
 # Files the manifest lists with image dimensions and without a MALFORMED note that still do not
 # render as IMAGE with pydicom 3.0.2 and the installed pylibjpeg plugins, and what they give instead.
 CORPUS_EXCEPTIONS = {
@@ -568,34 +563,27 @@ CORPUS_EXCEPTIONS = {
 }
 
 
-def corpus_rows() -> list[dict[str, str]]:
-    if not (CORPUS / "MANIFEST.tsv").is_file():
-        return []
-    with (CORPUS / "MANIFEST.tsv").open(newline="", encoding="utf-8") as manifest:
-        return list(csv.DictReader(manifest, delimiter="\t"))
-
-
-CORPUS_ROWS = corpus_rows()
-needs_corpus = pytest.mark.skipif(not CORPUS_ROWS, reason=f"no DICOM corpus at {CORPUS}")
+CORPUS_FILES = corpus_files()
+needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason=f"no DICOM corpus at {CORPUS_DIR}")
 
 
 @needs_corpus
 @pytest.mark.corpus
 def test_corpus_exceptions_are_current() -> None:
-    assert set(CORPUS_EXCEPTIONS) <= {row["path"] for row in CORPUS_ROWS}
+    assert set(CORPUS_EXCEPTIONS) <= {entry.relative for entry in CORPUS_FILES}
 
 
 @needs_corpus
 @pytest.mark.corpus
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("row", CORPUS_ROWS, ids=[row["path"] for row in CORPUS_ROWS])
-def test_corpus_file(row: dict[str, str]) -> None:
-    thumb = render_thumbnail(CORPUS / row["path"], size=128)
+@pytest.mark.parametrize("entry", CORPUS_FILES, ids=[entry.relative for entry in CORPUS_FILES])
+def test_corpus_file(entry: CorpusFile) -> None:
+    thumb = render_thumbnail(entry.path, size=128)
     with Image.open(io.BytesIO(thumb.data)) as image:
         image.load()
         assert (image.width, image.height) == (thumb.width, thumb.height)
         assert max(image.size) == 128
-    if row["path"] in CORPUS_EXCEPTIONS:
-        assert thumb.kind is CORPUS_EXCEPTIONS[row["path"]]
-    elif row["rows_x_cols_x_frames"] and not row["notes"].startswith("MALFORMED"):
+    if entry.relative in CORPUS_EXCEPTIONS:
+        assert thumb.kind is CORPUS_EXCEPTIONS[entry.relative]
+    elif entry.dimensions and not entry.notes.startswith("MALFORMED"):
         assert thumb.kind is RenderKind.IMAGE

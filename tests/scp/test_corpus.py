@@ -8,12 +8,10 @@ file the SCP must still answer C-ECHO.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import struct
 import warnings
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -23,7 +21,7 @@ from pynetdicom import AE, _config
 from sharing.dicom.header import is_valid_uid
 from sharing.models import Instance, InstanceConflict, Series
 from sharing.storage import get_store
-from tests.conftest import CORPUS_DIR
+from tests.support.corpus import CORPUS_DIR, corpus_files
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,28 +32,6 @@ pytestmark = [
 ]
 
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-
-
-@dataclass(frozen=True)
-class CorpusFile:
-    path: Path
-    notes: str
-
-    @property
-    def malformed(self) -> bool:
-        # A data set encoded in implicit VR under an explicit transfer syntax contradicts what it
-        # declares: refusing it ("cannot understand") is as right as storing it.
-        return self.notes.startswith("MALFORMED") or "but found implicit VR" in self.notes
-
-
-def corpus_files() -> list[CorpusFile]:
-    if not (CORPUS_DIR / "MANIFEST.tsv").exists():
-        return []
-    with (CORPUS_DIR / "MANIFEST.tsv").open() as handle:
-        return [
-            CorpusFile(CORPUS_DIR / row["path"], row["notes"])
-            for row in csv.DictReader(handle, delimiter="\t")
-        ]
 
 
 def dataset_offset(data: bytes) -> int | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -12,7 +11,8 @@ import pytest
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, pdf_report, write_part10, write_study
 from sharing.models import AuditEvent, Instance, Series, Study
 from sharing.storage import get_store
-from tests.conftest import require_binary, running_scp
+from tests.support.binaries import require_binary
+from tests.support.scp import running_scp, storescu
 
 pytestmark = pytest.mark.integration
 
@@ -24,26 +24,6 @@ def echoscu(scp, env, *, calling_ae: str = "ECHOSCU") -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         timeout=30,
-    )
-
-
-def storescu(scp, env, *paths: Path, calling_ae: str = "PACS") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            require_binary("storescu"),
-            "-v",
-            "-aet",
-            calling_ae,
-            "-aec",
-            scp.ae_title,
-            scp.host,
-            str(scp.port),
-            *map(str, paths),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
 
 

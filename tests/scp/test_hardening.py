@@ -34,7 +34,9 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import build_context
 
-from tests.conftest import free_port, require_binary, running_scp
+from tests.support.binaries import require_binary
+from tests.support.network import free_port
+from tests.support.scp import running_scp
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

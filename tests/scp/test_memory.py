@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from sharing.dicom.scu import send_files
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_part10
 from sharing.models import Instance
-from tests.conftest import free_port
+from tests.support.network import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]

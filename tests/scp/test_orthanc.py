@@ -6,7 +6,7 @@ import pytest
 
 from sharing.dicom.synthetic import SyntheticPatient, cr_image, ct_series, mr_series, write_study
 from sharing.models import Instance, Series, Study
-from tests.conftest import free_port
+from tests.support.network import free_port
 from tests.support.orthanc import running_orthanc
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from sharing.models import Instance, User
 from sharing.services.uploads import FileStatus, upload_receive
 from sharing.storage import get_store
-from tests.conftest import CORPUS_DIR
-from tests.scp.test_corpus import corpus_files
+from tests.support.corpus import CORPUS_DIR, corpus_files
 
 pytestmark = [
     pytest.mark.corpus,

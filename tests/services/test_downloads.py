@@ -31,7 +31,7 @@ from sharing.services.downloads import (
     study_archive_chunks,
 )
 from sharing.storage import get_store
-from tests.conftest import require_binary
+from tests.support.binaries import require_binary
 from tests.support.factories import ingest, patient_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

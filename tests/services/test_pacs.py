@@ -16,10 +16,8 @@ from sharing.dicom.qr import MoveOutcome, MoveProgress, MoveResult, PacsUnreacha
 from sharing.dicom.synthetic import SyntheticPatient, cr_image, ct_series, write_study
 from sharing.models import (
     AuditEvent,
-    Facility,
     Instance,
     PacsNode,
-    ReleaseAuthorization,
     RetrieveJob,
     Study,
     User,
@@ -32,9 +30,10 @@ from sharing.services.pacs import (
     retrieve_run,
     retrieve_start,
 )
-from tests.conftest import free_port
 from tests.support.factories import records_staff
+from tests.support.network import free_port
 from tests.support.orthanc import Orthanc, running_orthanc
+from tests.support.pacs import authorization
 
 pytestmark = pytest.mark.integration
 
@@ -69,29 +68,6 @@ def pacs_node(orthanc: Orthanc) -> PacsNode:
 
 def down_node() -> PacsNode:
     return PacsNode.objects.create(name="Down PACS", ae_title="DOWN", host="127.0.0.1", port=free_port())
-
-
-def authorization(requester: User, node: PacsNode | None = None) -> ReleaseAuthorization:
-    facility, _ = Facility.objects.get_or_create(
-        name="General Hospital", defaults={"issuer": "HOSP", "pacs": node}
-    )
-    now = timezone.now()
-    return ReleaseAuthorization.objects.create(
-        requester=requester,
-        legal_name="Jane Doe",
-        birth_date=datetime.date(1980, 1, 1),
-        mrn="PACS-1001",
-        contact_email="jane@example.com",
-        facility=facility,
-        scope_kind=ReleaseAuthorization.ScopeKind.DATE_RANGE,
-        recipient_kind=ReleaseAuthorization.Recipient.PATIENT,
-        purpose="Personal use",
-        typed_signature="Jane Doe",
-        signature_key="sig",
-        signed_at=now,
-        received_at=now,
-        due_on=now.date() + datetime.timedelta(days=30),
-    )
 
 
 @pytest.fixture

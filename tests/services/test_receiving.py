@@ -11,7 +11,7 @@ from sharing.dicom.synthetic import ct_series, write_part10
 from sharing.models import AuditEvent, Instance, InstanceConflict, Study
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import StorageUnavailable, get_store
-from tests.conftest import stored_keys
+from tests.support.storage import stored_keys
 
 pytestmark = pytest.mark.django_db
 

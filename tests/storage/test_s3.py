@@ -15,7 +15,7 @@ from sharing import storage
 from sharing.models import Instance, Series, Study
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import ObjectNotFound, S3ObjectStore, StorageUnavailable, get_store
-from tests.conftest import free_port
+from tests.support.network import free_port
 
 pytestmark = pytest.mark.integration
 

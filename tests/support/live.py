@@ -21,7 +21,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import free_port
+from tests.support.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))

@@ -20,7 +20,7 @@ from sharing.models import AuditEvent, Patient, Share, Study, User
 from sharing.services.audit import audit_record
 from sharing.services.audit_chain import audit_chain_verify
 from tests.support.factories import PASSWORD
-from tests.web.test_security_headers import assert_strict
+from tests.support.headers import assert_strict
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from sharing.models import AuditEvent, Facility, ReleaseAuthorization
 from sharing.storage import get_store
-from tests.services.test_releases import make_facility, sign, signature_data_url
-from tests.web.test_security_headers import assert_strict
+from tests.support.headers import assert_strict
+from tests.support.releases import make_facility, sign, signature_data_url
 
 pytestmark = pytest.mark.django_db
 

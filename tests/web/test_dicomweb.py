@@ -22,11 +22,10 @@ from requests import Session
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, Instance, Study, User
 from sharing.storage import get_store
+from tests.support.dicomweb import EXPLICIT_LE, RAW_FRAME_ACCEPT, instance_url, parts
 from tests.support.factories import ingest, make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-RAW_FRAME_ACCEPT = f'multipart/related; type="application/octet-stream"; transfer-syntax={EXPLICIT_LE}'
 
 
 def receive(tmp_path: Path, datasets: list[Dataset], name: str) -> Study:
@@ -63,27 +62,6 @@ def johns_study(tmp_path, john) -> Study:
 def values(item: dict[str, Any], tag: str) -> list[Any]:
     found: list[Any] = item[tag].get("Value", [])
     return found
-
-
-def parts(response) -> list[tuple[str, bytes]]:
-    """The parts of a multipart/related response: (content type, body)."""
-    content_type = response["Content-Type"]
-    assert content_type.startswith("multipart/related")
-    boundary = content_type.split("boundary=")[1].split(";")[0].strip('"').encode()
-    body = b"".join(response.streaming_content)
-    assert body.endswith(b"--" + boundary + b"--\r\n")
-    found = []
-    for chunk in body.split(b"--" + boundary)[1:-1]:
-        head, _, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        assert data.endswith(b"\r\n")
-        found.append((head.decode().split(":", 1)[1].strip(), data[:-2]))
-    return found
-
-
-def instance_url(name: str, study: Study, ds: Dataset, *extra: str) -> str:
-    return reverse(
-        name, args=[study.study_instance_uid, str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID), *extra]
-    )
 
 
 def test_the_owner_searches_their_studies_with_the_standard_attributes(client, jane, janes_ct, janes_rle):

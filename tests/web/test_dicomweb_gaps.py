@@ -18,7 +18,10 @@ from sharing.dicomweb.wado import metadata_cache_key
 from sharing.models import AuditEvent, Instance, Share, Study
 from sharing.services.shares import share_create
 from sharing.views.library import _report_view
-from tests.dicom.test_frames import (
+from tests.support.clients import Client
+from tests.support.dicomweb import EXPLICIT_LE, RAW_FRAME_ACCEPT, instance_url, parts
+from tests.support.factories import ingest, make_study
+from tests.support.frames import (
     PATIENT,
     big_endian_ct,
     deflated_ct,
@@ -27,9 +30,6 @@ from tests.dicom.test_frames import (
     padded,
     write,
 )
-from tests.support.clients import Client
-from tests.support.factories import ingest, make_study
-from tests.web.test_dicomweb import EXPLICIT_LE, RAW_FRAME_ACCEPT, instance_url, parts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ANY_SYNTAX = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'

@@ -15,9 +15,9 @@ from pydicom.dataset import Dataset
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import InstanceConflict, Study, User
-from tests.scp.test_dcmtk import storescu
 from tests.support.clients import Client
 from tests.support.factories import PASSWORD, ingest, patient_user
+from tests.support.scp import storescu
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, mr_series, write_study
 from sharing.models import AuditEvent, Facility, PacsNode, ReleaseAuthorization, RetrieveJob, Study, User
-from tests.conftest import free_port
+from tests.support.network import free_port
 from tests.support.orthanc import Orthanc, running_orthanc
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

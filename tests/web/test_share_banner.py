@@ -13,9 +13,9 @@ from django.utils import timezone
 from sharing.dicom.synthetic import SyntheticPatient
 from sharing.models import ReleaseAuthorization, Share, Study, User
 from sharing.services.shares import share_create
-from tests.services.test_releases import make_facility, sign
 from tests.support.clients import Client
 from tests.support.factories import make_study
+from tests.support.releases import make_facility, sign
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

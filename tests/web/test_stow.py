@@ -19,8 +19,8 @@ from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import ApiToken, AuditEvent, Instance, Study, User
 from sharing.services.tokens import api_token_create
 from sharing.views.stow import store_instances
-from tests.conftest import stored_keys
 from tests.support.clients import Client
+from tests.support.storage import stored_keys
 
 BOUNDARY = "lightbox-stow-test"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'

@@ -10,7 +10,7 @@ from django.urls import reverse
 from sharing.dicom.synthetic import SyntheticPatient
 from sharing.models import AuditEvent, Study
 from tests.support.factories import make_study
-from tests.web.test_security_headers import assert_strict
+from tests.support.headers import assert_strict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,9 +24,9 @@ from sharing.models import (
 )
 from sharing.selectors.releases import DEFAULT_DENIAL_REASONS
 from sharing.services.releases import IdentityDocument, authorization_id_document_attach, identity_verify
-from tests.services.test_releases import make_facility, quick_study, sign
 from tests.support.factories import PASSWORD
-from tests.web.test_security_headers import assert_strict
+from tests.support.headers import assert_strict
+from tests.support.releases import make_facility, quick_study, sign
 
 pytestmark = pytest.mark.django_db
 
