@@ -92,8 +92,8 @@ def mfa_required(user: AbstractBaseUser | AnonymousUser) -> bool:
 
 
 def session_passed_mfa(request: HttpRequest) -> bool:
-    """Whether this session's sign-in included a second factor (allauth records each step of a
-    sign-in in the session, for the user it signed in)."""
+    """Whether the sign-in of the request's session included a second factor (allauth records each
+    step of a sign-in in the session, for the user it signed in)."""
     records = get_authentication_records(request, request.user)
     return any(isinstance(record, dict) and record.get("method") == "mfa" for record in records)
 

@@ -196,7 +196,7 @@ def test_staff_without_an_authenticator_can_still_reach_static_files_and_the_fav
 
 
 # Without a test transaction around it, as in production: allauth announces the new authenticator
-# once its row is committed, and that is what counts it as this session's second factor.
+# once its row is committed, and that is what counts it as the browser session's second factor.
 @pytest.mark.django_db(transaction=True)
 def test_staff_set_up_an_authenticator_and_then_reach_staff_pages(client, staff):
     sign_in(client, staff.email)
