@@ -1,17 +1,24 @@
-"""Writing the audit trail. Call inside the transaction of the change being audited.
+"""Writing the audit trail: ``audit_event_record`` is its one writer. Call it inside the
+transaction of the change being audited.
 
-``audit_record`` is the only writer: it links each event into the hash chain
-(``sharing.services.audit_chain``). Writers are serialized so that chain order is primary-key
-order: on PostgreSQL by a transaction-scoped advisory lock, held until the caller's transaction
-ends; SQLite allows one writer at a time anyway. Write the audit event after the change it records,
-so that the lock is held for as short a time as possible and never taken before a row lock.
+Each event is linked into the hash chain (``sharing.services.audit_chain``). Writers are
+serialized so that chain order is primary-key order: on PostgreSQL by a transaction-scoped
+advisory lock, held until the caller's transaction ends; SQLite allows one writer at a time anyway.
+That lock is the trail's throughput ceiling: every audited change in the whole deployment takes it
+in turn, for the time between the event's insert and its transaction's commit. So write the event
+after the change it records, as the last statement before commit, and never before a row lock.
+
+Who did it is the actor (a user, a share link, a DICOM peer, or Lightbox itself); where it came
+from is the ``Client``, built once per request by ``Client.of`` and handed down to the services.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from sharing.models import AuditEvent, Patient, Share, User
@@ -19,6 +26,33 @@ from sharing.services.audit_chain import GENESIS_HASH, entry_hash
 
 # pg_advisory_xact_lock key for the chain head ("LBAU"); any constant no other code uses.
 AUDIT_CHAIN_LOCK_KEY = 0x4C424155
+
+USER_AGENT_LENGTH = 255
+_REQUEST_CLIENT = "_lightbox_client"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """The far end of a request or an association: its network address and what it says it is."""
+
+    address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> Client:
+        """The request's client, read from it once and kept on it."""
+        client: Client | None = getattr(request, _REQUEST_CLIENT, None)
+        if client is None:
+            client = cls(
+                address=request.META.get("REMOTE_ADDR") or None,
+                user_agent=request.headers.get("User-Agent", "")[:USER_AGENT_LENGTH],
+            )
+            setattr(request, _REQUEST_CLIENT, client)
+        return client
+
+
+# Work that Lightbox does on its own (tasks, commands), with no one on the other end.
+NO_CLIENT = Client()
 
 
 def _chain_lock() -> None:
@@ -32,20 +66,23 @@ def _chain_head() -> str:
     return head or GENESIS_HASH
 
 
-def audit_record(
+def audit_event_record(
     *,
     action: AuditEvent.Action,
-    actor_kind: AuditEvent.ActorKind,
+    client: Client,
     actor_user: User | None = None,
+    actor_kind: AuditEvent.ActorKind | None = None,
     actor_label: str = "",
-    remote_addr: str | None = None,
+    share: Share | None = None,
     patient: Patient | None = None,
     study_instance_uid: str = "",
     outcome: AuditEvent.Outcome = AuditEvent.Outcome.SUCCESS,
     detail: dict[str, Any] | None = None,
-    user_agent: str = "",
-    share: Share | None = None,
 ) -> AuditEvent:
+    """Append one event. The actor is the user when one is given, else Lightbox itself, unless
+    ``actor_kind`` says otherwise (a share link, a DICOM peer)."""
+    if actor_kind is None:
+        actor_kind = AuditEvent.ActorKind.USER if actor_user is not None else AuditEvent.ActorKind.SYSTEM
     if actor_user is not None and not actor_label:
         actor_label = actor_user.email
     event = AuditEvent(
@@ -53,8 +90,8 @@ def audit_record(
         actor_kind=actor_kind,
         actor_user=actor_user,
         actor_label=actor_label[:255],
-        remote_addr=remote_addr or None,
-        user_agent=(user_agent or "")[:255],
+        remote_addr=client.address or None,
+        user_agent=client.user_agent[:USER_AGENT_LENGTH],
         share=share,
         patient=patient,
         study_instance_uid=study_instance_uid,
@@ -71,6 +108,35 @@ def audit_record(
     return event
 
 
+# The two spellings below go once every caller passes a Client (issue: one audit API).
+def audit_record(
+    *,
+    action: AuditEvent.Action,
+    actor_kind: AuditEvent.ActorKind,
+    actor_user: User | None = None,
+    actor_label: str = "",
+    remote_addr: str | None = None,
+    patient: Patient | None = None,
+    study_instance_uid: str = "",
+    outcome: AuditEvent.Outcome = AuditEvent.Outcome.SUCCESS,
+    detail: dict[str, Any] | None = None,
+    user_agent: str = "",
+    share: Share | None = None,
+) -> AuditEvent:
+    return audit_event_record(
+        action=action,
+        client=Client(address=remote_addr, user_agent=user_agent or ""),
+        actor_user=actor_user,
+        actor_kind=actor_kind,
+        actor_label=actor_label,
+        share=share,
+        patient=patient,
+        study_instance_uid=study_instance_uid,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
 def access_record(
     *,
     user: User,
@@ -82,15 +148,12 @@ def access_record(
     user_agent: str = "",
     share: Share | None = None,
 ) -> AuditEvent:
-    """A signed-in user looked at patient data (a list, a study, a search)."""
-    return audit_record(
+    return audit_event_record(
         action=action,
-        actor_kind=AuditEvent.ActorKind.USER,
+        client=Client(address=remote_addr, user_agent=user_agent or ""),
         actor_user=user,
-        remote_addr=remote_addr,
         patient=patient,
         study_instance_uid=study_instance_uid,
         detail=detail,
-        user_agent=user_agent,
         share=share,
     )
