@@ -18,16 +18,11 @@ from django.http import HttpRequest
 
 from sharing.auth_backends import forget_authenticators, forget_user
 from sharing.models import AuditEvent, User
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 
 
-def _client(request: HttpRequest | None) -> dict[str, Any]:
-    if request is None:
-        return {"remote_addr": None, "user_agent": ""}
-    return {
-        "remote_addr": request.META.get("REMOTE_ADDR"),
-        "user_agent": str(request.META.get("HTTP_USER_AGENT", ""))[:255],
-    }
+def _client(request: HttpRequest | None) -> Client:
+    return NO_CLIENT if request is None else Client.of(request)
 
 
 def _attempted_email(credentials: dict[str, Any]) -> str:
@@ -42,22 +37,12 @@ def _attempted_email(credentials: dict[str, Any]) -> str:
 
 def on_user_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if isinstance(user, User):
-        audit_record(
-            action=AuditEvent.Action.LOGIN,
-            actor_kind=AuditEvent.ActorKind.USER,
-            actor_user=user,
-            **_client(request),
-        )
+        audit_event_record(action=AuditEvent.Action.LOGIN, client=_client(request), actor_user=user)
 
 
 def on_user_logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if isinstance(user, User):  # None when the session had no signed-in user
-        audit_record(
-            action=AuditEvent.Action.LOGOUT,
-            actor_kind=AuditEvent.ActorKind.USER,
-            actor_user=user,
-            **_client(request),
-        )
+        audit_event_record(action=AuditEvent.Action.LOGOUT, client=_client(request), actor_user=user)
 
 
 def on_user_login_failed(
@@ -65,13 +50,12 @@ def on_user_login_failed(
 ) -> None:
     # Django has already masked the password in ``credentials``; only the address is read.
     email = _attempted_email(credentials)
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.LOGIN_FAILED,
+        client=_client(request),
         actor_kind=AuditEvent.ActorKind.USER,
-        actor_label="",
         outcome=AuditEvent.Outcome.MINOR_FAILURE,
         detail={"email": email} if email else {},
-        **_client(request),
     )
 
 

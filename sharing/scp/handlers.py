@@ -16,6 +16,7 @@ from django.db import DatabaseError, connections
 from pydicom.dataset import Dataset
 
 from sharing.models import Study
+from sharing.services.audit import Client
 from sharing.services.receiving import ReceiveResult, Sender, ingest_audit_record, instance_receive
 
 logger = logging.getLogger("sharing.scp")
@@ -36,6 +37,10 @@ class AssociationTally:
     @property
     def sender_label(self) -> str:
         return f"{self.calling_ae}@{self.address}"
+
+    @property
+    def sender(self) -> Sender:
+        return Sender(source=Study.Source.DIMSE, label=self.sender_label, client=Client(address=self.address))
 
     def add(self, result: ReceiveResult) -> None:
         with self.lock:
@@ -75,7 +80,7 @@ def handle_store(event: Any) -> Dataset:
         request = event.request
         result = instance_receive(
             path=Path(event.dataset_path),
-            sender=Sender(source=Study.Source.DIMSE, label=tally.sender_label),
+            sender=tally.sender,
             expected_sop_instance_uid=str(request.AffectedSOPInstanceUID or ""),
             expected_sop_class_uid=str(request.AffectedSOPClassUID or ""),
         )
@@ -122,7 +127,6 @@ def _association_end(assoc: Any, *, aborted: bool) -> None:
 def association_audit_record(*, tally: AssociationTally, aborted: bool = False) -> None:
     ingest_audit_record(
         counts=tally.outcomes,
-        sender=Sender(source=Study.Source.DIMSE, label=tally.sender_label),
-        remote_addr=tally.address,
+        sender=tally.sender,
         aborted=aborted,
     )

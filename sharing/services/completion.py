@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from sharing.conf import app_settings
 from sharing.models import AuditEvent, Instance, Study, User
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, audit_event_record
 
 
 def studies_mark_complete(*, now: datetime.datetime | None = None) -> list[int]:
@@ -40,9 +40,9 @@ def _study_mark_complete(*, study_id: int, now: datetime.datetime) -> bool:
     if not claimed:
         return False
     study = Study.objects.select_related("patient__user").get(pk=study_id)
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.STUDY_COMPLETE,
-        actor_kind=AuditEvent.ActorKind.SYSTEM,
+        client=NO_CLIENT,
         actor_label="Lightbox",
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,

@@ -26,7 +26,7 @@ from sharing.dicom.errors import InvalidDicom, UnreadableDicom
 from sharing.dicom.header import InstanceHeader, read_header
 from sharing.dicom.part10 import dataset_offset
 from sharing.models import AuditEvent, Instance, InstanceConflict, Study, User
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 from sharing.storage import StorageError, get_store, new_key
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class Sender:
     source: Study.Source
     label: str  # "AE_TITLE@address", or the uploading user's email
     user: User | None = None
+    client: Client = NO_CLIENT  # where the association or request came from
 
     @property
     def upload_owner(self) -> User | None:
@@ -177,18 +178,17 @@ def ingest_audit_record(
     *,
     counts: Mapping[str, Counter[str]],
     sender: Sender,
-    remote_addr: str | None,
     aborted: bool = False,
 ) -> None:
     """One INGEST audit event per study an association or a request touched."""
     for study_uid, outcomes in counts.items():
         failures = sum(n for outcome, n in outcomes.items() if not ReceiveOutcome(outcome).is_success)
-        audit_record(
+        audit_event_record(
             action=AuditEvent.Action.INGEST,
+            client=sender.client,
             actor_kind=AuditEvent.ActorKind.USER if sender.user else AuditEvent.ActorKind.PEER,
             actor_user=sender.user,
             actor_label=sender.label,
-            remote_addr=remote_addr,
             study_instance_uid=study_uid,
             outcome=AuditEvent.Outcome.MINOR_FAILURE if failures or aborted else AuditEvent.Outcome.SUCCESS,
             detail={
@@ -248,8 +248,9 @@ def _receive_known(
                 sender=sender.label[:128],
                 received_at=timezone.now(),
             )
-            audit_record(
+            audit_event_record(
                 action=AuditEvent.Action.INGEST_CONFLICT,
+                client=sender.client,
                 actor_kind=AuditEvent.ActorKind.USER if sender.user else AuditEvent.ActorKind.PEER,
                 actor_user=sender.user,
                 actor_label=sender.label,

@@ -19,6 +19,7 @@ from sharing.dicom.errors import DicomInputError
 from sharing.dicom.header import read_header
 from sharing.dicom.part10 import Part10Identity, part10_identity
 from sharing.models import Study, User
+from sharing.services.audit import Client
 from sharing.services.multipart import (
     DICOM_MEDIA_TYPE,
     BodyPart,
@@ -77,7 +78,7 @@ def stow_receive(
     that breaks after some parts ends the list with one UNREADABLE (or UNAVAILABLE) item.
     """
     boundary = multipart_boundary(content_type)
-    sender = Sender(source=Study.Source.STOW, label=user.email, user=user)
+    sender = Sender(source=Study.Source.STOW, label=user.email, user=user, client=Client(address=remote_addr))
     items: list[StowItem] = []
     parts = multipart_parts(
         read=read,
@@ -97,9 +98,7 @@ def stow_receive(
         logger.warning("temporary storage failed during STOW-RS: %s", exc.strerror)
         items.append(StowItem(ReceiveResult(ReceiveOutcome.UNAVAILABLE, "temporary storage unavailable")))
     finally:
-        ingest_audit_record(
-            counts=count_outcomes(item.result for item in items), sender=sender, remote_addr=remote_addr
-        )
+        ingest_audit_record(counts=count_outcomes(item.result for item in items), sender=sender)
     if not items:
         raise MultipartError("the body holds no part")
     return items

@@ -27,6 +27,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from sharing.conf import app_settings
 from sharing.dicom.part10 import Part10Kind, part10_kind
 from sharing.models import Study, User
+from sharing.services.audit import Client
 from sharing.services.receiving import (
     ReceiveOutcome,
     ReceiveResult,
@@ -186,7 +187,9 @@ def upload_receive(
 
     What a patient uploads becomes an outside study (the indexer decides from the role).
     """
-    sender = Sender(source=Study.Source.UPLOAD, label=user.email, user=user)
+    sender = Sender(
+        source=Study.Source.UPLOAD, label=user.email, user=user, client=Client(address=remote_addr)
+    )
     report = UploadReport()
     budget = _Budget(app_settings.UPLOAD_MAX_BYTES)
     try:
@@ -195,7 +198,7 @@ def upload_receive(
             with _local_path(uploaded) as path:
                 _receive_file(path=path, name=name, sender=sender, report=report, budget=budget)
     finally:
-        ingest_audit_record(counts=count_outcomes(report.results), sender=sender, remote_addr=remote_addr)
+        ingest_audit_record(counts=count_outcomes(report.results), sender=sender)
     return report
 
 

@@ -9,6 +9,7 @@ from django.db import OperationalError
 
 from sharing.dicom.synthetic import ct_series, write_part10
 from sharing.models import AuditEvent, Instance, InstanceConflict, Study
+from sharing.services.audit import Client
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.storage import StorageUnavailable, get_store
 from tests.support.storage import stored_keys
@@ -20,7 +21,7 @@ def ct_sop_uid(path: Path) -> str:
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
-SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5")
+SENDER = Sender(source=Study.Source.DIMSE, label="PACS@10.0.0.5", client=Client(address="10.0.0.5"))
 
 
 def test_it_stores_an_instance_byte_exact(ct_files, object_store):
@@ -59,7 +60,8 @@ def test_it_keeps_the_original_and_records_a_conflicting_copy(ct_files, tmp_path
     conflict = InstanceConflict.objects.get(instance=instance)
     with get_store().open(conflict.object_key) as handle:
         assert handle.read() == changed.read_bytes()
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.INGEST_CONFLICT).count() == 1
+    event = AuditEvent.objects.get(action=AuditEvent.Action.INGEST_CONFLICT)
+    assert (event.actor_label, event.remote_addr) == ("PACS@10.0.0.5", "10.0.0.5")
 
 
 def test_it_refuses_an_instance_that_is_not_the_one_announced(ct_files, object_store):
