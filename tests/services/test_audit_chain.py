@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from sharing.models import AuditEvent
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 from sharing.services.audit_chain import GENESIS_HASH, ChainProblem, audit_chain_verify, entry_hash
 from tests.support.factories import patient_user
 
@@ -19,8 +19,9 @@ on_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="Post
 
 
 def record(label: str = "someone@example.com", **extra) -> AuditEvent:
-    return audit_record(
+    return audit_event_record(
         action=AuditEvent.Action.VIEW,
+        client=NO_CLIENT,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_label=label,
         **extra,
@@ -54,12 +55,12 @@ def test_each_event_links_to_the_one_before(three_events):
 
 def test_the_hash_read_back_from_the_database_matches_the_one_written():
     jane = patient_user("jane@example.com", "MRN-1001")
-    event = audit_record(
+    event = audit_event_record(
         action=AuditEvent.Action.DOWNLOAD,
-        actor_kind=AuditEvent.ActorKind.USER,
+        client=Client(
+            address="2001:0db8:0000::0001", user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
+        ),
         actor_user=jane,
-        remote_addr="2001:0db8:0000::0001",
-        user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
         patient=jane.patients.get(),
         study_instance_uid="1.2.3",
         detail={"kind": "dicom", "ratio": 2.0, "fraction": 0.1, "nested": {"z": [1, "é"], "a": None}},
