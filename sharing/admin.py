@@ -20,6 +20,7 @@ from sharing.models import (
     Study,
     User,
 )
+from sharing.services.audit import Client
 from sharing.services.tokens import api_token_revoke
 
 
@@ -176,8 +177,6 @@ class ApiTokenAdmin(Unchangeable, admin.ModelAdmin[ApiToken]):
     @admin.action(description="Revoke the selected tokens now")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         assert isinstance(request.user, User)
-        remote_addr = request.META.get("REMOTE_ADDR")
-        revoked = [
-            t for t in queryset if api_token_revoke(token=t, actor=request.user, remote_addr=remote_addr)
-        ]
+        client = Client.of(request)
+        revoked = [t for t in queryset if api_token_revoke(token=t, actor=request.user, client=client)]
         self.message_user(request, f"Revoked {len(revoked)} token(s).", messages.SUCCESS)

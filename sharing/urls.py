@@ -1,8 +1,8 @@
 from django.urls import include, path
 
+from sharing.access.decorators import for_user
 from sharing.routes.studies import study_patterns
 from sharing.views import library, pages, upload
-from sharing.views.scoped import for_user
 
 urlpatterns = [
     path("", library.library, name="home"),

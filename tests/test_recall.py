@@ -1,8 +1,8 @@
-"""A process's bounded memory of decisions (sharing.dicomweb.recall)."""
+"""A process's bounded memory of decisions (sharing.recall)."""
 
 from __future__ import annotations
 
-from sharing.dicomweb.recall import Recall
+from sharing.recall import Recall
 
 
 def test_a_decision_is_kept_until_it_ends():

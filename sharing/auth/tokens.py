@@ -27,6 +27,7 @@ from django.http.response import HttpResponseBase
 from django.urls import get_resolver
 
 from sharing.models import ApiToken
+from sharing.services.audit import Client
 from sharing.services.tokens import Refusal, api_token_authenticate, api_token_use_record
 
 REALM = 'Bearer realm="Lightbox DICOMweb"'
@@ -158,8 +159,7 @@ class ApiTokenMiddleware:
             method=request.method or "",
             path=request.path_info,
             status=response.status_code,
-            remote_addr=request.META.get("REMOTE_ADDR"),
-            user_agent=request.headers.get("User-Agent", ""),
+            client=Client.of(request),
             study_instance_uid=study_uid,
             refused=refused,
         )

@@ -17,14 +17,14 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from sharing.access.scope import ViewerScope
 from sharing.dicom.dicomjson import bulk_data_value, instance_json
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import FrameError, FrameLayout, Window, decode_frame, frame_layout, render_frame
 from sharing.dicomweb.multipart import Reader, Segment, window
 from sharing.dicomweb.qido import series_instances
-from sharing.dicomweb.recall import Recall
-from sharing.dicomweb.scope import ViewerScope
 from sharing.models import Instance, Series, Study
+from sharing.recall import Recall
 from sharing.selectors import series_received_within
 from sharing.storage import ObjectNotFound, get_store
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
+from sharing.access.decorators import for_share
 from sharing.routes.studies import study_patterns
 from sharing.services.shares import TOKEN_PATTERN
 from sharing.views import share_access, shares
-from sharing.views.scoped import for_share
 
 recipient_patterns: list[URLPattern | URLResolver] = [
     path("", for_share(share_access.share_home), name="home"),

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from django.urls import URLPattern, path, re_path
 from django.urls.resolvers import URLResolver
 
+from sharing.access.decorators import ScopedView, View
 from sharing.routes.uids import SERIES_UID, SOP_UID, UID
 from sharing.views import downloads, library, viewer
-from sharing.views.scoped import ScopedView, View
 
 
 def study_patterns(scoped: Callable[[ScopedView], View]) -> list[URLPattern | URLResolver]:

@@ -1,6 +1,6 @@
 """Reads, each applying the access rule, split by area; import from here.
 
-The one access rule for studies is ``studies_visible_to``; every other study read narrows it.
+The access rule for studies is ``sharing.access.rules``; every study read here narrows it.
 """
 
 from sharing.selectors.audit import (
@@ -39,7 +39,6 @@ from sharing.selectors.studies import (
     series_received_within,
     studies_awaiting_reconciliation,
     studies_for_download_in,
-    studies_visible_to,
     study_get_in,
     study_library_for_user,
     study_list_for_user,
@@ -79,7 +78,6 @@ __all__ = [
     "studies_for_download_in",
     "studies_search_for_staff",
     "studies_unreconciled",
-    "studies_visible_to",
     "study_get_for_reconciliation",
     "study_get_in",
     "study_library_for_user",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 
+from sharing.access.rules import own_studies
 from sharing.models import AuditEvent, Share, Study, User
 
 
@@ -33,6 +34,4 @@ def share_access_history(*, share: Share) -> QuerySet[AuditEvent]:
 
 def owner_studies_for_sharing(*, user: User) -> QuerySet[Study]:
     """The studies a patient may share: their own, never another patient's, even for staff."""
-    return Study.objects.filter(patient__user=user, number_of_instances__gt=0, held_reason="").order_by(
-        "-study_date", "-pk"
-    )
+    return own_studies(user).order_by("-study_date", "-pk")

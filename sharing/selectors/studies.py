@@ -1,4 +1,4 @@
-"""Reads. Every query for patient data goes through a selector that applies the access rule."""
+"""Reads of studies. Every query for patient data narrows the access rule (``sharing.access``)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,14 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from sharing.access.rules import own_studies
 from sharing.dicom.sop import ENCAPSULATED_CDA, ENCAPSULATED_PDF, SR_SOP_CLASS_PREFIX
 from sharing.models import Instance, Series, Study, User
 
 
-def _own_studies(user: User) -> QuerySet[Study]:
-    """Studies of the Patient records linked to ``user``, less those held for records staff (their
-    identity clashes with another patient's: nobody's account sees them until staff decide)."""
-    return Study.objects.filter(patient__user=user, number_of_instances__gt=0, held_reason="")
-
-
 def study_list_for_user(*, user: User) -> QuerySet[Study]:
     """A signed-in user's own studies (those of the Patient records linked to them), newest first."""
-    return _own_studies(user).order_by("-study_date", "-pk")
+    return own_studies(user).order_by("-study_date", "-pk")
 
 
 def studies_awaiting_reconciliation(*, user: User) -> QuerySet[Study]:
@@ -53,13 +48,6 @@ def studies_for_download_in(*, visible: QuerySet[Study], study_uids: Sequence[st
     if len(found) != len(wanted):
         raise Http404("no such study")
     return [found[uid] for uid in wanted]
-
-
-def studies_visible_to(user: User) -> QuerySet[Study]:
-    """The access rule: patients their own studies, records staff and administrators any study."""
-    if not user.is_records_staff:
-        return _own_studies(user)
-    return Study.objects.filter(number_of_instances__gt=0)
 
 
 def study_library_for_user(

@@ -10,7 +10,7 @@ from typing import Literal
 from sharing.models import AuditEvent, User
 from sharing.selectors.audit import AuditFilters
 from sharing.services.atna import audit_messages_xml
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 
 ExportFormat = Literal["csv", "xml"]
 
@@ -86,16 +86,14 @@ def audit_export_record(
     filters: AuditFilters,
     actor_user: User | None = None,
     actor_label: str = "",
-    remote_addr: str | None = None,
-    user_agent: str = "",
+    client: Client = NO_CLIENT,
 ) -> AuditEvent:
     """Recorded before the first row is written."""
-    return audit_record(
+    return audit_event_record(
         action=AuditEvent.Action.EXPORT,
         actor_kind=AuditEvent.ActorKind.USER if actor_user else AuditEvent.ActorKind.SYSTEM,
         actor_user=actor_user,
         actor_label=actor_label,
-        remote_addr=remote_addr,
-        user_agent=user_agent,
+        client=client,
         detail={"format": fmt, **{key: str(value) for key, value in asdict(filters).items() if value}},
     )

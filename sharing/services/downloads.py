@@ -23,14 +23,16 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from sharing.access.scope import ViewerScope
 from sharing.conf import app_settings
 from sharing.dicom.dicomdir import DicomdirBuilder, HeaderIncomplete, file_id_component
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.render import RenderKind, render_thumbnail
 from sharing.dicom.reports import cda_text, encapsulated_cda, encapsulated_pdf, structured_report_text
 from sharing.dicom.sop import ENCAPSULATED_PDF, is_encapsulated_cda, is_report_sop_class, is_structured_report
-from sharing.dicomweb.scope import ViewerScope
 from sharing.models import AuditEvent, Instance, Series, Study
+from sharing.services.audit import Client
+from sharing.services.viewer_audit import viewer_access_record
 from sharing.storage import get_store
 
 logger = logging.getLogger(__name__)
@@ -76,15 +78,14 @@ def download_record(
     scope: ViewerScope,
     studies: Sequence[Study],
     kind: DownloadKind,
-    remote_addr: str | None,
-    user_agent: str = "",
+    client: Client,
 ) -> None:
     """One DOWNLOAD event per study, by whoever is downloading, written before the first byte."""
     for study in studies:
-        scope.record_access(
+        viewer_access_record(
+            scope,
             action=AuditEvent.Action.DOWNLOAD,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
+            client=client,
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
             detail={"kind": kind.value, "instances": _downloadable_count(study)},

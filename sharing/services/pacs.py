@@ -36,7 +36,7 @@ from sharing.dicom.qr import (
     move_study,
 )
 from sharing.models import AuditEvent, PacsNode, ReleaseAuthorization, RetrieveJob, Study, User
-from sharing.services.audit import access_record, audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def pacs_search(
     *,
     node: PacsNode,
     actor: User,
-    remote_addr: str | None,
+    client: Client,
     patient_id: str = "",
     patient_name: str = "",
     birth_date: datetime.date | None = None,
@@ -104,24 +104,20 @@ def pacs_search(
         matches = find_studies(dicom_node(node), limit=limit, **criteria)  # type: ignore[arg-type]
     except PacsError as exc:
         with transaction.atomic():
-            _audit_query(
-                actor, remote_addr, {**detail, "error": str(exc)}, AuditEvent.Outcome.SERIOUS_FAILURE
-            )
+            _audit_query(actor, client, {**detail, "error": str(exc)}, AuditEvent.Outcome.SERIOUS_FAILURE)
         raise
     with transaction.atomic():
         detail.update(matches=len(matches), truncated=len(matches) >= limit)
-        _audit_query(actor, remote_addr, detail, AuditEvent.Outcome.SUCCESS)
+        _audit_query(actor, client, detail, AuditEvent.Outcome.SUCCESS)
     return matches
 
 
-def _audit_query(
-    actor: User, remote_addr: str | None, detail: dict[str, Any], outcome: AuditEvent.Outcome
-) -> None:
-    audit_record(
+def _audit_query(actor: User, client: Client, detail: dict[str, Any], outcome: AuditEvent.Outcome) -> None:
+    audit_event_record(
         action=AuditEvent.Action.PACS_QUERY,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=actor,
-        remote_addr=remote_addr,
+        client=client,
         outcome=outcome,
         detail=detail,
     )
@@ -134,7 +130,7 @@ def retrieve_start(
     study_instance_uid: str,
     actor: User,
     authorization: ReleaseAuthorization | None = None,
-    remote_addr: str | None = None,
+    client: Client = NO_CLIENT,
 ) -> RetrieveJob:
     """Queue a C-MOVE of one study to Lightbox; the task starts once this commits."""
     _require_staff(actor)
@@ -149,11 +145,11 @@ def retrieve_start(
         requested_by=actor,
         created_at=timezone.now(),
     )
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.PACS_RETRIEVE,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=actor,
-        remote_addr=remote_addr,
+        client=client,
         patient=authorization.patient if authorization else None,
         study_instance_uid=study_instance_uid,
         detail={
@@ -265,8 +261,9 @@ def _retrieve_finish(job: RetrieveJob, result: MoveResult) -> None:
     job.save(
         update_fields=["status", "remaining", "completed", "failed", "warning", "message", "finished_at"]
     )
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.PACS_RETRIEVE,
+        client=NO_CLIENT,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=job.requested_by,
         patient=job.authorization.patient if job.authorization else None,
@@ -344,5 +341,5 @@ def authorization_for_staff(*, user: User, authorization_id: int) -> ReleaseAuth
     return ReleaseAuthorization.objects.select_related("facility__pacs", "patient").get(pk=authorization_id)
 
 
-def retrieve_audit_viewed(*, user: User, remote_addr: str | None, detail: dict[str, Any]) -> None:
-    access_record(user=user, action=AuditEvent.Action.QUERY, remote_addr=remote_addr, detail=detail)
+def retrieve_audit_viewed(*, user: User, client: Client, detail: dict[str, Any]) -> None:
+    audit_event_record(actor_user=user, action=AuditEvent.Action.QUERY, client=client, detail=detail)

@@ -30,7 +30,7 @@ from sharing.models import (
     Study,
     User,
 )
-from sharing.services.audit import audit_record
+from sharing.services.audit import Client, audit_event_record
 from sharing.services.authorization_pdf import authorization_pdf_render
 from sharing.services.shares import MAX_LIFETIME, share_create, share_revoke
 from sharing.storage import get_store, new_key
@@ -99,17 +99,17 @@ def _audit(
     action: AuditEvent.Action,
     *,
     actor: User,
-    remote_addr: str | None,
+    client: Client,
     detail: dict[str, Any] | None = None,
     patient: Patient | None = None,
     study_instance_uid: str = "",
     outcome: AuditEvent.Outcome = AuditEvent.Outcome.SUCCESS,
 ) -> None:
-    audit_record(
+    audit_event_record(
         action=action,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=actor,
-        remote_addr=remote_addr,
+        client=client,
         patient=patient if patient is not None else auth.patient,
         study_instance_uid=study_instance_uid,
         outcome=outcome,
@@ -192,7 +192,7 @@ def authorization_sign(
     requester: User,
     details: AuthorizationDetails,
     signature_png: bytes,
-    remote_addr: str | None,
+    client: Client,
     id_document: IdentityDocument | None = None,
 ) -> ReleaseAuthorization:
     """Record a signed authorization, render it as a PDF, store both, and open the request."""
@@ -205,7 +205,7 @@ def authorization_sign(
         **details.as_model_fields(),
         signature_key=signature_key,
         signed_at=now,
-        signed_from=remote_addr or None,
+        signed_from=client.address,
         status=Status.SUBMITTED,
         received_at=now,
         due_on=timezone.localdate(now) + datetime.timedelta(days=app_settings.RELEASE_DUE_DAYS),
@@ -229,7 +229,7 @@ def authorization_sign(
         auth,
         AuditEvent.Action.AUTHORIZATION_SIGN,
         actor=requester,
-        remote_addr=remote_addr,
+        client=client,
         detail={
             "pdf_sha256": auth.pdf_sha256,
             "facility": auth.facility_id,
@@ -241,7 +241,7 @@ def authorization_sign(
 
 @transaction.atomic
 def authorization_id_document_attach(
-    *, authorization: ReleaseAuthorization, actor: User, document: IdentityDocument, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, document: IdentityDocument, client: Client
 ) -> None:
     """The patient adds (or replaces) a copy of their identity document while the request is open."""
     auth = _locked(authorization)
@@ -254,14 +254,14 @@ def authorization_id_document_attach(
         auth,
         AuditEvent.Action.AUTHORIZATION_UPDATE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"change": "identity document", "type": document.content_type},
     )
     authorization.refresh_from_db()
 
 
 @transaction.atomic
-def authorization_revoke(*, authorization: ReleaseAuthorization, actor: User, remote_addr: str | None) -> int:
+def authorization_revoke(*, authorization: ReleaseAuthorization, actor: User, client: Client) -> int:
     """Stop all disclosure under the authorization; revokes the shares made under it. Returns how many."""
     auth = _locked(authorization)
     if auth.status in (Status.REVOKED, Status.DENIED):
@@ -271,14 +271,12 @@ def authorization_revoke(*, authorization: ReleaseAuthorization, actor: User, re
     _set_status(auth, Status.REVOKED, actor=actor, text="Authorization revoked by the patient.")
     revoked = 0
     for share in Share.objects.filter(authorization=auth):
-        revoked += share_revoke(
-            share=share, actor=actor, remote_addr=remote_addr, reason="authorization revoked"
-        )
+        revoked += share_revoke(share=share, actor=actor, client=client, reason="authorization revoked")
     _audit(
         auth,
         AuditEvent.Action.AUTHORIZATION_REVOKE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"shares_revoked": revoked},
     )
     authorization.refresh_from_db()
@@ -287,7 +285,7 @@ def authorization_revoke(*, authorization: ReleaseAuthorization, actor: User, re
 
 @transaction.atomic
 def authorization_reply(
-    *, authorization: ReleaseAuthorization, actor: User, text: str, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, text: str, client: Client
 ) -> None:
     """The patient answers staff; a request on hold goes back to review."""
     auth = _locked(authorization)
@@ -299,7 +297,7 @@ def authorization_reply(
         auth,
         AuditEvent.Action.AUTHORIZATION_UPDATE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"change": "reply"},
     )
     authorization.refresh_from_db()
@@ -320,7 +318,7 @@ def _start_review(auth: ReleaseAuthorization, actor: User) -> None:
 
 @transaction.atomic
 def authorization_assign(
-    *, authorization: ReleaseAuthorization, actor: User, assignee: User | None, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, assignee: User | None, client: Client
 ) -> None:
     _require_staff(actor)
     if assignee is not None and not assignee.is_records_staff:
@@ -336,7 +334,7 @@ def authorization_assign(
         auth,
         AuditEvent.Action.AUTHORIZATION_UPDATE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"change": "assign", "assignee": assignee.pk if assignee else None},
     )
     authorization.refresh_from_db()
@@ -344,7 +342,7 @@ def authorization_assign(
 
 @transaction.atomic
 def authorization_note(
-    *, authorization: ReleaseAuthorization, actor: User, text: str, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, text: str, client: Client
 ) -> None:
     """An internal note: never shown to the patient."""
     _require_staff(actor)
@@ -354,14 +352,14 @@ def authorization_note(
         auth,
         AuditEvent.Action.AUTHORIZATION_UPDATE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"change": "note"},
     )
 
 
 @transaction.atomic
 def authorization_hold(
-    *, authorization: ReleaseAuthorization, actor: User, message: str, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, message: str, client: Client
 ) -> None:
     """Ask the patient for something; the request waits for their reply."""
     _require_staff(actor)
@@ -374,7 +372,7 @@ def authorization_hold(
         auth,
         AuditEvent.Action.AUTHORIZATION_UPDATE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"change": "hold"},
     )
     _notify_patient(auth, "needs something from you")
@@ -383,7 +381,7 @@ def authorization_hold(
 
 @transaction.atomic
 def authorization_extend(
-    *, authorization: ReleaseAuthorization, actor: User, days: int, reason: str, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, days: int, reason: str, client: Client
 ) -> None:
     """Move the due date once, by at most LIGHTBOX_RELEASE_EXTENSION_DAYS, with a reason."""
     _require_staff(actor)
@@ -410,7 +408,7 @@ def authorization_extend(
         auth,
         AuditEvent.Action.AUTHORIZATION_UPDATE,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={
             "change": "extend",
             "from": previous.isoformat(),
@@ -423,9 +421,7 @@ def authorization_extend(
 
 
 @transaction.atomic
-def identity_verify(
-    *, authorization: ReleaseAuthorization, actor: User, method: str, remote_addr: str | None
-) -> None:
+def identity_verify(*, authorization: ReleaseAuthorization, actor: User, method: str, client: Client) -> None:
     _require_staff(actor)
     if not method.strip():
         raise ValidationError("Say how the identity was verified.")
@@ -448,7 +444,7 @@ def identity_verify(
         auth,
         AuditEvent.Action.IDENTITY_VERIFY,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"method": auth.identity_method},
     )
     authorization.refresh_from_db()
@@ -456,7 +452,7 @@ def identity_verify(
 
 @transaction.atomic
 def authorization_patient_link(
-    *, authorization: ReleaseAuthorization, actor: User, patient_id: str, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, patient_id: str, client: Client
 ) -> Patient:
     """Link the requester's account to their DICOM identity (PatientID + the facility's issuer).
 
@@ -496,7 +492,7 @@ def authorization_patient_link(
         auth,
         AuditEvent.Action.PATIENT_LINK,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         patient=patient,
         detail={
             "user": auth.requester_id,
@@ -511,7 +507,7 @@ def authorization_patient_link(
 
 @transaction.atomic
 def authorization_studies_attach(
-    *, authorization: ReleaseAuthorization, actor: User, studies: Sequence[Study], remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, studies: Sequence[Study], client: Client
 ) -> int:
     """Attach studies found for the request; returns how many were new to it."""
     _require_staff(actor)
@@ -525,7 +521,7 @@ def authorization_studies_attach(
             auth,
             AuditEvent.Action.AUTHORIZATION_UPDATE,
             actor=actor,
-            remote_addr=remote_addr,
+            client=client,
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
             detail={"change": "attach study"},
@@ -544,7 +540,7 @@ def authorization_studies_attach(
 
 @transaction.atomic
 def authorization_studies_detach(
-    *, authorization: ReleaseAuthorization, actor: User, studies: Sequence[Study], remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, studies: Sequence[Study], client: Client
 ) -> None:
     _require_staff(actor)
     auth = _locked(authorization)
@@ -555,7 +551,7 @@ def authorization_studies_detach(
             auth,
             AuditEvent.Action.AUTHORIZATION_UPDATE,
             actor=actor,
-            remote_addr=remote_addr,
+            client=client,
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
             detail={"change": "detach study"},
@@ -564,7 +560,7 @@ def authorization_studies_detach(
 
 @transaction.atomic
 def authorization_awaiting_images(
-    *, authorization: ReleaseAuthorization, actor: User, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, client: Client
 ) -> None:
     """The studies are being retrieved from the PACS."""
     _require_staff(actor)
@@ -576,7 +572,7 @@ def authorization_awaiting_images(
             auth,
             AuditEvent.Action.AUTHORIZATION_UPDATE,
             actor=actor,
-            remote_addr=remote_addr,
+            client=client,
             detail={"change": "awaiting images"},
         )
 
@@ -615,7 +611,7 @@ def authorization_release(
     *,
     authorization: ReleaseAuthorization,
     actor: User,
-    remote_addr: str | None,
+    client: Client,
     link_for: Callable[[str], str] | None = None,
 ) -> ReleaseOutcome:
     """Release the attached studies to the recipient.
@@ -646,7 +642,7 @@ def authorization_release(
             recipient_name=auth.provider_name,
             recipient_email=auth.provider_email,
             authorization=auth,
-            remote_addr=remote_addr,
+            client=client,
             link_for=link_for,
         )
         share, code = created.share, created.code
@@ -661,7 +657,7 @@ def authorization_release(
             auth,
             AuditEvent.Action.RELEASE,
             actor=actor,
-            remote_addr=remote_addr,
+            client=client,
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
             detail={"recipient": auth.recipient_kind, "share": share.pk if share else None},
@@ -692,7 +688,7 @@ def _email_patient_code(auth: ReleaseAuthorization, code: str) -> None:
 
 @transaction.atomic
 def authorization_deny(
-    *, authorization: ReleaseAuthorization, actor: User, reason: str, remote_addr: str | None
+    *, authorization: ReleaseAuthorization, actor: User, reason: str, client: Client
 ) -> None:
     _require_staff(actor)
     if not reason.strip():
@@ -708,7 +704,7 @@ def authorization_deny(
         auth,
         AuditEvent.Action.DENY,
         actor=actor,
-        remote_addr=remote_addr,
+        client=client,
         detail={"reason": auth.decision_reason},
     )
     _notify_patient(auth, "was denied")
@@ -721,10 +717,10 @@ def record_access(
     actor: User,
     action: AuditEvent.Action,
     what: str,
-    remote_addr: str | None,
+    client: Client,
 ) -> None:
     """Someone looked at or downloaded part of a request (the PDF, the identity document, the page)."""
-    _audit(authorization, action, actor=actor, remote_addr=remote_addr, detail={"document": what})
+    _audit(authorization, action, actor=actor, client=client, detail={"document": what})
 
 
 # --- Reconciliation ------------------------------------------------------------------------------
@@ -741,7 +737,7 @@ def _demographics(patient: Patient) -> dict[str, Any]:
 
 
 @transaction.atomic
-def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, remote_addr: str | None) -> None:
+def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, client: Client) -> None:
     """Move a study to the right Patient record. The stored DICOM objects are never modified: the
     original demographics stay in them and in this audit event."""
     _require_staff(actor)
@@ -757,11 +753,11 @@ def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, remot
     study.patient = patient
     study.held_reason = ""  # a person has decided whose it is
     study.save(update_fields=["patient", "held_reason"])
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.RECONCILE,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=actor,
-        remote_addr=remote_addr,
+        client=client,
         patient=patient,
         study_instance_uid=study.study_instance_uid,
         detail={
@@ -777,17 +773,17 @@ def study_reconcile_assign(*, study: Study, patient: Patient, actor: User, remot
 
 
 @transaction.atomic
-def study_reconcile_reject(*, study: Study, actor: User, reason: str, remote_addr: str | None) -> None:
+def study_reconcile_reject(*, study: Study, actor: User, reason: str, client: Client) -> None:
     """Take a study out of the reconciliation queue without assigning it (it matches nobody, or is
     not a study the hospital accepts). Recorded in the audit trail, which the queue reads."""
     _require_staff(actor)
     if not reason.strip():
         raise ValidationError("Give the reason for rejecting the study.")
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.RECONCILE,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=actor,
-        remote_addr=remote_addr,
+        client=client,
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,
         detail={

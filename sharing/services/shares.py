@@ -23,9 +23,10 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from sharing.access.rules import own_studies
 from sharing.conf import app_settings
 from sharing.models import AuditEvent, Patient, ReleaseAuthorization, Share, Study, User
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 
 # 24 bytes = 192 bits from the OS CSPRNG, 32 URL-safe characters.
 TOKEN_BYTES = 24
@@ -80,8 +81,7 @@ def share_create(
     max_opens: int | None = None,
     notify_on_open: bool = True,
     authorization: ReleaseAuthorization | None = None,
-    remote_addr: str | None = None,
-    user_agent: str = "",
+    client: Client = NO_CLIENT,
     link_for: Callable[[str], str] | None = None,
 ) -> ShareCreated:
     """Share some of the owner's own studies. ``link_for(token)`` builds the absolute link for the
@@ -95,9 +95,7 @@ def share_create(
         raise ValidationError("The number of opens must be at least 1.")
     uids = [study.study_instance_uid for study in studies]
     # Only the patient's own studies, even for staff (who deliver a release in the patient's name).
-    own = Study.objects.filter(
-        patient__user=owner, number_of_instances__gt=0, held_reason="", study_instance_uid__in=uids
-    )
+    own = own_studies(owner).filter(study_instance_uid__in=uids)
     if own.count() != len(set(uids)):
         raise ValidationError("You can only share your own studies.")
     patients = _share_patients(studies)
@@ -124,12 +122,10 @@ def share_create(
         )
         share.studies.set(studies)
         for study in studies:
-            audit_record(
+            audit_event_record(
                 action=AuditEvent.Action.SHARE_CREATE,
-                actor_kind=AuditEvent.ActorKind.USER,
+                client=client,
                 actor_user=owner,
-                remote_addr=remote_addr,
-                user_agent=user_agent,
                 share=share,
                 patient=study.patient,
                 study_instance_uid=study.study_instance_uid,
@@ -185,12 +181,12 @@ class Check(Enum):
     GONE = "gone"
 
 
-def _throttle_keys(share: Share, remote_addr: str | None) -> tuple[str, str]:
-    return (f"lightbox:share-fail:share:{share.pk}", f"lightbox:share-fail:addr:{remote_addr or '-'}")
+def _throttle_keys(share: Share, client: Client) -> tuple[str, str]:
+    return (f"lightbox:share-fail:share:{share.pk}", f"lightbox:share-fail:addr:{client.address or '-'}")
 
 
-def _throttled(share: Share, remote_addr: str | None) -> bool:
-    share_key, addr_key = _throttle_keys(share, remote_addr)
+def _throttled(share: Share, client: Client) -> bool:
+    share_key, addr_key = _throttle_keys(share, client)
     counts: dict[str, int] = cache.get_many([share_key, addr_key])
     return (
         counts.get(share_key, 0) >= app_settings.SHARE_FAILURES_PER_MINUTE
@@ -198,8 +194,8 @@ def _throttled(share: Share, remote_addr: str | None) -> bool:
     )
 
 
-def _count_failure(share: Share, remote_addr: str | None) -> None:
-    share_key, addr_key = _throttle_keys(share, remote_addr)
+def _count_failure(share: Share, client: Client) -> None:
+    share_key, addr_key = _throttle_keys(share, client)
     for key, window in ((share_key, SHARE_WINDOW_SECONDS), (addr_key, CLIENT_WINDOW_SECONDS)):
         if not cache.add(key, 1, timeout=window):
             try:
@@ -222,15 +218,15 @@ def _answer_matches(share: Share, answer: str) -> bool:
     return bool(results) and all(results)
 
 
-def share_check(*, share: Share, answer: str, remote_addr: str | None, user_agent: str = "") -> Check:
+def share_check(*, share: Share, answer: str, client: Client) -> Check:
     """Check the recipient's code or date of birth. A wrong answer counts towards the lock."""
     if share.state_at(timezone.now(), opening=True) != Share.State.ACTIVE:
         return Check.GONE
-    if _throttled(share, remote_addr):
+    if _throttled(share, client):
         return Check.THROTTLED
     if _answer_matches(share, answer):
         return Check.PASSED
-    _count_failure(share, remote_addr)
+    _count_failure(share, client)
     with transaction.atomic():
         Share.objects.filter(pk=share.pk).update(failed_attempts=F("failed_attempts") + 1)
         share.refresh_from_db(fields=["failed_attempts", "locked_at"])
@@ -238,8 +234,7 @@ def share_check(*, share: Share, answer: str, remote_addr: str | None, user_agen
         _share_audit(
             share,
             AuditEvent.Action.SHARE_VERIFY_FAIL,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
+            client=client,
             outcome=AuditEvent.Outcome.MINOR_FAILURE,
             detail={"share": share.pk, "failures": share.failed_attempts},
         )
@@ -252,8 +247,7 @@ def share_check(*, share: Share, answer: str, remote_addr: str | None, user_agen
                 _share_audit(
                     share,
                     AuditEvent.Action.SHARE_LOCK,
-                    remote_addr=remote_addr,
-                    user_agent=user_agent,
+                    client=client,
                     outcome=AuditEvent.Outcome.SERIOUS_FAILURE,
                     detail={"share": share.pk, "failures": share.failed_attempts},
                 )
@@ -266,8 +260,7 @@ def _share_audit(
     share: Share,
     action: AuditEvent.Action,
     *,
-    remote_addr: str | None,
-    user_agent: str = "",
+    client: Client,
     outcome: AuditEvent.Outcome = AuditEvent.Outcome.SUCCESS,
     detail: dict[str, object] | None = None,
     actor: User | None = None,
@@ -282,13 +275,12 @@ def _share_audit(
     else:
         kind, label = AuditEvent.ActorKind.SHARE, f"Share: {share.label}"
     for study in share.studies.select_related("patient"):
-        audit_record(
+        audit_event_record(
             action=action,
+            client=client,
             actor_kind=kind,
             actor_user=actor,
             actor_label=label,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
             share=share,
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
@@ -311,7 +303,7 @@ def _email_owner_locked(share: Share) -> None:
     )
 
 
-def share_open(*, share: Share, remote_addr: str | None, user_agent: str = "") -> bool:
+def share_open(*, share: Share, client: Client) -> bool:
     """Count one open, if the share can still be opened; False if it cannot (gone or used up)."""
     now = timezone.now()
     with transaction.atomic():
@@ -329,8 +321,7 @@ def share_open(*, share: Share, remote_addr: str | None, user_agent: str = "") -
         _share_audit(
             share,
             AuditEvent.Action.SHARE_OPEN,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
+            client=client,
             detail={"share": share.pk, "open": share.open_count},
         )
         if first and share.notify_on_open:
@@ -351,7 +342,7 @@ def _email_owner_opened(share: Share) -> None:
     )
 
 
-def share_revoke(*, share: Share, actor: User, remote_addr: str | None = None, reason: str = "") -> bool:
+def share_revoke(*, share: Share, actor: User, client: Client = NO_CLIENT, reason: str = "") -> bool:
     """Revoke at once; every later request through the share answers 410. False if it already was."""
     with transaction.atomic():
         revoked = Share.objects.filter(pk=share.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
@@ -360,7 +351,7 @@ def share_revoke(*, share: Share, actor: User, remote_addr: str | None = None, r
             _share_audit(
                 share,
                 AuditEvent.Action.SHARE_REVOKE,
-                remote_addr=remote_addr,
+                client=client,
                 actor=actor,
                 detail={"share": share.pk, **({"reason": reason} if reason else {})},
             )
@@ -368,7 +359,7 @@ def share_revoke(*, share: Share, actor: User, remote_addr: str | None = None, r
 
 
 def share_extend(
-    *, share: Share, actor: User, expires_at: datetime.datetime, remote_addr: str | None = None
+    *, share: Share, actor: User, expires_at: datetime.datetime, client: Client = NO_CLIENT
 ) -> None:
     """Move the expiry, still no more than 90 days from the share's creation or from now."""
     now = timezone.now()
@@ -383,7 +374,7 @@ def share_extend(
         _share_audit(
             share,
             AuditEvent.Action.SHARE_EXTEND,
-            remote_addr=remote_addr,
+            client=client,
             actor=actor,
             detail={"share": share.pk, "from": previous.isoformat(), "to": expires_at.isoformat()},
         )
@@ -399,7 +390,7 @@ def shares_expire_sweep(*, now: datetime.datetime | None = None) -> int:
             _share_audit(
                 share,
                 AuditEvent.Action.SHARE_EXPIRE,
-                remote_addr=None,
+                client=NO_CLIENT,
                 by_lightbox=True,
                 detail={"share": share.pk, "expired_at": share.expires_at.isoformat()},
             )

@@ -19,7 +19,7 @@ from sharing.dicom.errors import DicomInputError
 from sharing.dicom.header import read_header
 from sharing.dicom.part10 import Part10Identity, part10_identity
 from sharing.models import Study, User
-from sharing.services.audit import Client
+from sharing.services.audit import NO_CLIENT, Client
 from sharing.services.multipart import (
     DICOM_MEDIA_TYPE,
     BodyPart,
@@ -70,7 +70,7 @@ def stow_receive(
     content_type: str,
     user: User,
     study_instance_uid: str | None = None,
-    remote_addr: str | None = None,
+    client: Client = NO_CLIENT,
 ) -> list[StowItem]:
     """Store each application/dicom part of a STOW-RS body; one item per part, in order.
 
@@ -78,7 +78,7 @@ def stow_receive(
     that breaks after some parts ends the list with one UNREADABLE (or UNAVAILABLE) item.
     """
     boundary = multipart_boundary(content_type)
-    sender = Sender(source=Study.Source.STOW, label=user.email, user=user, client=Client(address=remote_addr))
+    sender = Sender(source=Study.Source.STOW, label=user.email, user=user, client=client)
     items: list[StowItem] = []
     parts = multipart_parts(
         read=read,

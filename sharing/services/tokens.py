@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from sharing.auth_backends import has_totp
 from sharing.models import ApiToken, AuditEvent, User
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 
 SECRET_PREFIX = "lbx_"  # noqa: S105 - what every token starts with, so scanners and people know it
 # 32 bytes = 256 bits from the OS CSPRNG, 43 URL-safe characters.
@@ -55,8 +55,7 @@ def api_token_create(
     name: str,
     scopes: Sequence[ApiToken.Scope],
     expires_at: datetime.datetime,
-    remote_addr: str | None = None,
-    user_agent: str = "",
+    client: Client = NO_CLIENT,
 ) -> ApiTokenCreated:
     now = timezone.now()
     name = name.strip()
@@ -86,14 +85,13 @@ def api_token_create(
             token,
             AuditEvent.Action.API_TOKEN_CREATE,
             actor=owner,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
+            client=client,
             detail={"expires_at": expires_at.isoformat(), "scopes": [str(s) for s in token.scopes]},
         )
     return ApiTokenCreated(token=token, secret=secret)
 
 
-def api_token_revoke(*, token: ApiToken, actor: User, remote_addr: str | None = None) -> bool:
+def api_token_revoke(*, token: ApiToken, actor: User, client: Client = NO_CLIENT) -> bool:
     """Revoke at once: the next request with it, on any process, is refused. False if it already was."""
     with transaction.atomic():
         revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -101,7 +99,7 @@ def api_token_revoke(*, token: ApiToken, actor: User, remote_addr: str | None = 
         )
         if revoked:
             token.refresh_from_db(fields=["revoked_at"])
-            _token_audit(token, AuditEvent.Action.API_TOKEN_REVOKE, actor=actor, remote_addr=remote_addr)
+            _token_audit(token, AuditEvent.Action.API_TOKEN_REVOKE, actor=actor, client=client)
     return bool(revoked)
 
 
@@ -146,8 +144,7 @@ def api_token_use_record(
     method: str,
     path: str,
     status: int,
-    remote_addr: str | None,
-    user_agent: str = "",
+    client: Client,
     study_instance_uid: str = "",
     refused: str = "",
 ) -> None:
@@ -160,13 +157,12 @@ def api_token_use_record(
             # Conditional, so that of the processes racing to note the same minute one writes.
             ApiToken.objects.filter(pk=token.pk).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
-            ).update(last_used_at=now, last_used_from=remote_addr or None)
+            ).update(last_used_at=now, last_used_from=client.address)
         _token_audit(
             token,
             AuditEvent.Action.API_TOKEN_USE,
             actor=token.owner,
-            remote_addr=remote_addr,
-            user_agent=user_agent,
+            client=client,
             study_instance_uid=study_instance_uid,
             outcome=AuditEvent.Outcome.MINOR_FAILURE if refused else AuditEvent.Outcome.SUCCESS,
             detail={
@@ -183,18 +179,16 @@ def _token_audit(
     action: AuditEvent.Action,
     *,
     actor: User,
-    remote_addr: str | None,
-    user_agent: str = "",
+    client: Client,
     study_instance_uid: str = "",
     outcome: AuditEvent.Outcome = AuditEvent.Outcome.SUCCESS,
     detail: dict[str, object] | None = None,
 ) -> None:
-    audit_record(
+    audit_event_record(
         action=action,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=actor,
-        remote_addr=remote_addr,
-        user_agent=user_agent,
+        client=client,
         study_instance_uid=study_instance_uid,
         outcome=outcome,
         detail={"api_token": token.pk, "api_token_name": token.name, **(detail or {})},

@@ -27,7 +27,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from sharing.conf import app_settings
 from sharing.dicom.part10 import Part10Kind, part10_kind
 from sharing.models import Study, User
-from sharing.services.audit import Client
+from sharing.services.audit import NO_CLIENT, Client
 from sharing.services.receiving import (
     ReceiveOutcome,
     ReceiveResult,
@@ -180,16 +180,12 @@ class _Budget:
         self.left -= size
 
 
-def upload_receive(
-    *, files: Iterable[UploadedFile], user: User, remote_addr: str | None = None
-) -> UploadReport:
+def upload_receive(*, files: Iterable[UploadedFile], user: User, client: Client = NO_CLIENT) -> UploadReport:
     """Receive files from the upload form: DICOM files, a CD/USB folder's files, or zip archives.
 
     What a patient uploads becomes an outside study (the indexer decides from the role).
     """
-    sender = Sender(
-        source=Study.Source.UPLOAD, label=user.email, user=user, client=Client(address=remote_addr)
-    )
+    sender = Sender(source=Study.Source.UPLOAD, label=user.email, user=user, client=client)
     report = UploadReport()
     budget = _Budget(app_settings.UPLOAD_MAX_BYTES)
     try:

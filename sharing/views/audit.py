@@ -27,7 +27,7 @@ from sharing.selectors import (
     audit_trail_readable_by,
     studies_by_uid,
 )
-from sharing.services.audit import access_record
+from sharing.services.audit import Client, audit_event_record
 from sharing.services.audit_export import ExportFormat, audit_export_lines, audit_export_record
 
 PAGE_SIZE = 50
@@ -37,13 +37,6 @@ EXPORT_BATCH = 2000
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def _client(request: HttpRequest) -> dict[str, Any]:
-    return {
-        "remote_addr": request.META.get("REMOTE_ADDR"),
-        "user_agent": str(request.META.get("HTTP_USER_AGENT", ""))[:255],
-    }
 
 
 class AuditSearchForm(forms.Form):
@@ -96,11 +89,11 @@ def audit_search(request: HttpRequest) -> HttpResponse:
         page = Paginator(audit_events_search(user=user, filters=filters), PAGE_SIZE).get_page(
             request.GET.get("page")
         )
-        access_record(
-            user=user,
+        audit_event_record(
+            actor_user=user,
             action=AuditEvent.Action.QUERY,
             detail={"list": "audit trail", "page": page.number, **_filters_detail(filters)},
-            **_client(request),
+            client=Client.of(request),
         )
     query = request.GET.copy()
     query.pop("page", None)
@@ -118,7 +111,7 @@ def _export(request: HttpRequest, *, fmt: ExportFormat) -> StreamingHttpResponse
     _, filters = _staff_filters(request)
     if filters is None:
         return HttpResponse("Invalid filters", status=400, content_type="text/plain")
-    audit_export_record(fmt=fmt, filters=filters, actor_user=user, **_client(request))
+    audit_export_record(fmt=fmt, filters=filters, actor_user=user, client=Client.of(request))
     events = audit_events_for_export(user=user, filters=filters).iterator(chunk_size=EXPORT_BATCH)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/xml; charset=utf-8"
     response = StreamingHttpResponse(audit_export_lines(events=events, fmt=fmt), content_type=content_type)

@@ -20,6 +20,7 @@ from sharing.selectors.releases import (
     authorizations_for_patient,
     facilities_active,
 )
+from sharing.services.audit import Client
 from sharing.services.authorization_pdf import statements
 from sharing.services.releases import (
     authorization_id_document_attach,
@@ -34,10 +35,6 @@ from sharing.storage import ObjectNotFound, get_store
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def _addr(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def private_file_response(data: bytes, *, content_type: str, filename: str, inline: bool) -> HttpResponse:
@@ -84,7 +81,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 details=form.details(),
                 signature_png=form.cleaned_data["signature"],
                 id_document=form.cleaned_data.get("id_document"),
-                remote_addr=_addr(request),
+                client=Client.of(request),
             )
             messages.success(request, f"Your request #{auth.pk} was signed and sent to the records office.")
             return HttpResponseRedirect(reverse("request-detail", args=[auth.pk]))
@@ -126,7 +123,7 @@ def request_reply(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             authorization_reply(
-                authorization=auth, actor=user, text=form.cleaned_data["text"], remote_addr=_addr(request)
+                authorization=auth, actor=user, text=form.cleaned_data["text"], client=Client.of(request)
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -150,7 +147,7 @@ def request_id_document(request: HttpRequest, pk: int) -> HttpResponse:
                 authorization=auth,
                 actor=user,
                 document=form.cleaned_data["id_document"],
-                remote_addr=_addr(request),
+                client=Client.of(request),
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -173,7 +170,7 @@ def request_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     form = RevokeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            authorization_revoke(authorization=auth, actor=user, remote_addr=_addr(request))
+            authorization_revoke(authorization=auth, actor=user, client=Client.of(request))
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -194,7 +191,7 @@ def request_pdf(request: HttpRequest, pk: int) -> HttpResponse:
         actor=user,
         action=AuditEvent.Action.DOWNLOAD,
         what="authorization pdf",
-        remote_addr=_addr(request),
+        client=Client.of(request),
     )
     return private_file_response(
         data, content_type="application/pdf", filename=f"authorization-{auth.pk}.pdf", inline=True

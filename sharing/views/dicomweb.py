@@ -23,24 +23,20 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from sharing.access.decorators import scope_required
+from sharing.access.scope import ShareGone, ViewerScope
+from sharing.access.session import viewer_scope_for
 from sharing.dicom.errors import DicomInputError
 from sharing.dicom.frames import EXPLICIT_VR_LITTLE_ENDIAN, FrameError, Window, parse_window
 from sharing.dicomweb import negotiation, qido, wado
 from sharing.dicomweb.multipart import Part, literal, multipart_response
-from sharing.dicomweb.scope import (
-    NoViewer,
-    ShareGone,
-    ViewerScope,
-    frames_record,
-    search_record,
-    user_agent_of,
-    viewer_scope_for,
-)
 from sharing.models import AuditEvent, Instance, Series
 from sharing.routes.paths import UidPaths
+from sharing.services.audit import Client
+from sharing.services.viewer_audit import frames_record, search_record, viewer_access_record
 from sharing.storage import ObjectNotFound
 from sharing.views import stow
-from sharing.views.scoped import dicomweb_root
+from sharing.views.viewer import dicomweb_root
 
 DICOM_JSON = "application/dicom+json"
 # Images and metadata may be kept by the browser alone, and are asked for again each time: a 304
@@ -66,32 +62,26 @@ def _not_acceptable(detail: str) -> JsonResponse:
     return response
 
 
-def _scoped(view: Callable[..., HttpResponseBase]) -> View:
-    """Resolve the viewer scope first: nobody signed in gets 401 and a share that stopped working
-    410, before any lookup."""
+def _no_viewer(request: HttpRequest) -> HttpResponseBase:
+    return _error(HTTPStatus.UNAUTHORIZED, "authentication required", "sign in to see images")
 
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if request.method not in ("GET", "HEAD"):
-            return HttpResponseNotAllowed(["GET", "HEAD"])
-        try:
-            scope = viewer_scope_for(request)
-        except NoViewer:
-            return _error(HTTPStatus.UNAUTHORIZED, "authentication required", "sign in to see images")
-        except ShareGone as gone:
-            return _error(
-                HTTPStatus.GONE, "share link ended", f"this share link is {gone.state.label.lower()}"
-            )
-        response = view(request, scope, *args, **kwargs)
-        response = _not_modified_if_current(request, response)
-        if scope.url_namespace:
-            # Share recipients: nothing kept by the browser, nothing sent on as a referrer.
-            response["Cache-Control"] = "no-store"
-            response["Referrer-Policy"] = "no-referrer"
-        return response
 
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
-    return wrapper
+def _share_gone(request: HttpRequest, gone: ShareGone) -> HttpResponseBase:
+    return _error(HTTPStatus.GONE, "share link ended", f"this share link is {gone.state.label.lower()}")
+
+
+def _finish(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    response = _not_modified_if_current(request, response)
+    if _is_share_route(request):
+        # Share recipients: nothing kept by the browser, nothing sent on as a referrer.
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# The scope is resolved first: nobody signed in gets 401 and a share that stopped working 410,
+# before any lookup.
+_scoped = scope_required(viewer_scope_for, no_viewer=_no_viewer, gone=_share_gone, answer=_finish)
 
 
 def _not_modified_if_current(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
@@ -149,10 +139,6 @@ def _json(
     return _phi_headers(response, cache_control=cache_control, etag=etag)
 
 
-def _remote_addr(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 # --- STOW-RS shares these URLs -------------------------------------------------------------------
 
 
@@ -201,8 +187,7 @@ def _search(
         query=dict(request.GET.lists()),
         detail={"dicomweb": level, "keys": keys, "results": len(results)},
         study_instance_uid=uid,
-        remote_addr=_remote_addr(request),
-        user_agent=user_agent_of(request),
+        client=Client.of(request),
     )
     return _json(request, results, cache_control=CACHE_SEARCH)
 
@@ -278,9 +263,10 @@ def _metadata(
         body = body.replace(
             separator + default_root.encode() + b"/", separator + (base + root).encode() + b"/"
         )
-    scope.record_access(
+    viewer_access_record(
+        scope,
         action=AuditEvent.Action.VIEW,
-        remote_addr=_remote_addr(request),
+        client=Client.of(request),
         study_instance_uid=study_uid,
         detail={
             "dicomweb": "metadata",
@@ -334,11 +320,7 @@ def _images_record(request: HttpRequest, scope: ViewerScope, instances: list[Ins
         (i.study_instance_uid, i.series_instance_uid) for i in instances
     ):
         frames_record(
-            scope,
-            series_instance_uid=series_uid,
-            study_instance_uid=study_uid,
-            remote_addr=_remote_addr(request),
-            user_agent=user_agent_of(request),
+            scope, series_instance_uid=series_uid, study_instance_uid=study_uid, client=Client.of(request)
         )
 
 
@@ -505,9 +487,10 @@ def retrieve_bulk_data(
         data = wado.bulk_data(instance, tag_path)
     except (DicomInputError, ObjectNotFound):
         return _not_found()
-    scope.record_access(
+    viewer_access_record(
+        scope,
         action=AuditEvent.Action.VIEW,
-        remote_addr=_remote_addr(request),
+        client=Client.of(request),
         study_instance_uid=study_instance_uid,
         detail={"dicomweb": "bulkdata", "series": series_instance_uid, "tag_path": tag_path},
     )

@@ -11,8 +11,9 @@ from http import HTTPStatus
 from django import forms
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
-from sharing.dicomweb.scope import ViewerScope, user_agent_of
+from sharing.access.scope import ViewerScope
 from sharing.selectors import studies_for_download_in
+from sharing.services.audit import Client
 from sharing.services.downloads import (
     DownloadKind,
     download_filename,
@@ -96,8 +97,7 @@ def _download(
         scope=scope,
         studies=studies,
         kind=kind,
-        remote_addr=request.META.get("REMOTE_ADDR"),
-        user_agent=user_agent_of(request),
+        client=Client.of(request),
     )
     chunks = study_archive_chunks(studies=studies, kind=kind)
     response = StreamingHttpResponse(_while_allowed(scope, chunks), content_type="application/zip")

@@ -15,10 +15,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from sharing.access.scope import ViewerScope
 from sharing.dicom.errors import UnreadableDicom
 from sharing.dicom.reports import cda_text, encapsulated_cda, encapsulated_pdf, structured_report_text
 from sharing.dicom.sop import ENCAPSULATED_PDF, is_encapsulated_cda, is_structured_report
-from sharing.dicomweb.scope import ViewerScope, user_agent_of
 from sharing.models import AuditEvent, Instance, Study, User
 from sharing.selectors import (
     report_pdf_get_in,
@@ -29,6 +29,8 @@ from sharing.selectors import (
     study_preview_get_in,
     study_reports,
 )
+from sharing.services.audit import Client
+from sharing.services.viewer_audit import viewer_access_record
 from sharing.storage import ObjectNotFound, get_store
 
 PAGE_SIZE = 24
@@ -156,10 +158,10 @@ def study_detail(request: HttpRequest, scope: ViewerScope, study_instance_uid: s
     """One study: what it is, its series, and its report. Every view is audited."""
     study = study_get_in(visible=scope.studies(), study_instance_uid=study_instance_uid)
     reports = [_report_view(instance) for instance in study_reports(study=study)]
-    scope.record_access(
+    viewer_access_record(
+        scope,
         action=AuditEvent.Action.VIEW,
-        remote_addr=request.META.get("REMOTE_ADDR"),
-        user_agent=user_agent_of(request),
+        client=Client.of(request),
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,
         detail={"page": "study", "reports": len(reports)},
@@ -255,10 +257,10 @@ def report_pdf(
     if pdf is None:
         raise Http404("not a PDF")
     study = instance.series.study if instance.series else None
-    scope.record_access(
+    viewer_access_record(
+        scope,
         action=AuditEvent.Action.VIEW,
-        remote_addr=request.META.get("REMOTE_ADDR"),
-        user_agent=user_agent_of(request),
+        client=Client.of(request),
         patient=study.patient if study else None,
         study_instance_uid=study_instance_uid,
         detail={"page": "report pdf", "sop_instance_uid": sop_instance_uid},

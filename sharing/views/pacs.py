@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sharing.dicom.qr import CriteriaError, PacsError, StudyMatch, study_query
 from sharing.models import PacsNode, ReleaseAuthorization, RetrieveJob, Study, User
+from sharing.services.audit import Client
 from sharing.services.pacs import (
     authorization_for_staff,
     pacs_nodes_active,
@@ -40,10 +41,6 @@ def _staff(request: HttpRequest) -> User:
     if not isinstance(user, User) or not user.is_records_staff:
         raise PermissionDenied("records staff only")
     return user
-
-
-def _remote_addr(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 class DateInput(forms.DateInput):
@@ -177,7 +174,7 @@ def pacs_search_view(request: HttpRequest) -> HttpResponse:
                 matches = pacs_search(
                     node=node,
                     actor=user,
-                    remote_addr=_remote_addr(request),
+                    client=Client.of(request),
                     **form.criteria(form.cleaned_data),
                 )
             except PacsError as exc:
@@ -225,7 +222,7 @@ def pacs_retrieve_view(request: HttpRequest) -> HttpResponse:
             study_instance_uid=form.cleaned_data["study_instance_uid"],
             actor=user,
             authorization=auth,
-            remote_addr=_remote_addr(request),
+            client=Client.of(request),
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -262,7 +259,7 @@ def pacs_retrieval(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _job(user, job_id)
     retrieve_audit_viewed(
         user=user,
-        remote_addr=_remote_addr(request),
+        client=Client.of(request),
         detail={"page": "PACS retrieval", "job": job.pk, "study": job.study_instance_uid},
     )
     return render(
@@ -291,6 +288,6 @@ def pacs_retrievals(request: HttpRequest) -> HttpResponse:
     user = _staff(request)
     jobs = retrieve_jobs_recent(user=user)
     retrieve_audit_viewed(
-        user=user, remote_addr=_remote_addr(request), detail={"list": "PACS retrievals", "shown": len(jobs)}
+        user=user, client=Client.of(request), detail={"list": "PACS retrievals", "shown": len(jobs)}
     )
     return render(request, "sharing/staff/pacs_retrievals.html", {"jobs": jobs})

@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from sharing.models import AuditEvent, User
 from sharing.selectors.releases import studies_unreconciled
-from sharing.services.audit import access_record
+from sharing.services.audit import Client, audit_event_record
 
 PAGE_SIZE = 50
 
@@ -23,10 +23,10 @@ def unmatched_studies(request: HttpRequest) -> HttpResponse:
     one has assigned or rejected since their last images arrived."""
     user = _user(request)
     page = Paginator(studies_unreconciled(user=user), PAGE_SIZE).get_page(request.GET.get("page"))
-    access_record(
-        user=user,
+    audit_event_record(
+        actor_user=user,
         action=AuditEvent.Action.QUERY,
-        remote_addr=request.META.get("REMOTE_ADDR"),
+        client=Client.of(request),
         detail={"list": "unmatched studies", "page": page.number, "shown": len(page.object_list)},
     )
     return render(request, "sharing/unmatched.html", {"page": page})

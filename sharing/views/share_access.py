@@ -19,19 +19,15 @@ from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sharing.dicomweb.scope import (
-    ShareGone,
-    ShareScope,
-    ViewerScope,
-    share_session_end,
-    share_session_start,
-    user_agent_of,
-)
+from sharing.access.decorators import share_gone_response
+from sharing.access.scope import ShareGone, ShareScope, ViewerScope
+from sharing.access.session import share_session_end, share_session_start
 from sharing.forms.shares import ShareCheckForm
 from sharing.models import AuditEvent, Share
 from sharing.security import share_headers
+from sharing.services.audit import Client
 from sharing.services.shares import Check, share_check, share_lookup, share_open
-from sharing.views.scoped import share_gone_response
+from sharing.services.viewer_audit import viewer_access_record
 
 
 class _ShareCsrf(CsrfViewMiddleware):
@@ -101,13 +97,12 @@ def share_open_view(request: HttpRequest, token: str) -> HttpResponseBase:
         form = ShareCheckForm(protection=share.protection) if needs_answer else None
         return _landing(request, share, form)
 
-    remote_addr = request.META.get("REMOTE_ADDR")
-    user_agent = user_agent_of(request)
+    client = Client.of(request)
     form = ShareCheckForm(request.POST, protection=share.protection) if needs_answer else None
     if form is not None and not form.is_valid():
         return _landing(request, share, form, status=HTTPStatus.BAD_REQUEST)
     answer = form.cleaned_data["answer"] if form is not None else ""
-    outcome = share_check(share=share, answer=answer, remote_addr=remote_addr, user_agent=user_agent)
+    outcome = share_check(share=share, answer=answer, client=client)
     if outcome is Check.THROTTLED:
         return _landing(
             request,
@@ -128,7 +123,7 @@ def share_open_view(request: HttpRequest, token: str) -> HttpResponseBase:
     if outcome in (Check.LOCKED, Check.GONE):
         share.refresh_from_db()
         return share_gone_response(request, ShareGone(share, share.state_at(timezone.now(), opening=True)))
-    if not share_open(share=share, remote_addr=remote_addr, user_agent=user_agent):
+    if not share_open(share=share, client=client):
         share.refresh_from_db()
         return share_gone_response(request, ShareGone(share, share.state_at(timezone.now(), opening=True)))
     share_session_start(request, share=share)
@@ -142,10 +137,10 @@ def share_home(request: HttpRequest, scope: ViewerScope) -> HttpResponse:
         raise Http404("not a share")
     share = scope.share
     for study in studies:
-        scope.record_access(
+        viewer_access_record(
+            scope,
             action=AuditEvent.Action.VIEW,
-            remote_addr=request.META.get("REMOTE_ADDR"),
-            user_agent=user_agent_of(request),
+            client=Client.of(request),
             patient=study.patient,
             study_instance_uid=study.study_instance_uid,
             detail={"page": "shared studies"},

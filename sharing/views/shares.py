@@ -14,7 +14,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sharing.dicomweb.scope import user_agent_of
 from sharing.forms.shares import ShareCreateForm, ShareExtendForm
 from sharing.models import AuditEvent, Share, User
 from sharing.selectors.shares import (
@@ -23,6 +22,7 @@ from sharing.selectors.shares import (
     share_get_for_owner,
     shares_for_owner,
 )
+from sharing.services.audit import Client
 from sharing.services.shares import share_create, share_extend, share_revoke
 
 HISTORY_PAGE_SIZE = 50
@@ -76,8 +76,7 @@ def share_new(request: HttpRequest) -> HttpResponseBase:
                 message=data["message"],
                 max_opens=data["max_opens"],
                 notify_on_open=data["notify_on_open"],
-                remote_addr=request.META.get("REMOTE_ADDR"),
-                user_agent=user_agent_of(request),
+                client=Client.of(request),
                 link_for=lambda token: request.build_absolute_uri(reverse("share-open", args=[token])),
             )
         except ValidationError as exc:
@@ -165,7 +164,7 @@ def share_detail(request: HttpRequest, share_id: int) -> HttpResponse:
 def share_revoke_view(request: HttpRequest, share_id: int) -> HttpResponse:
     user = _user(request)
     share = share_get_for_owner(user=user, share_id=share_id)
-    if share_revoke(share=share, actor=user, remote_addr=request.META.get("REMOTE_ADDR")):
+    if share_revoke(share=share, actor=user, client=Client.of(request)):
         messages.success(request, "The link is revoked. Nobody can use it any more.")
     return redirect("share-detail", share_id=share.pk)
 
@@ -182,7 +181,7 @@ def share_extend_view(request: HttpRequest, share_id: int) -> HttpResponse:
                 share=share,
                 actor=user,
                 expires_at=form.expires_at(now=timezone.now()),
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                client=Client.of(request),
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))

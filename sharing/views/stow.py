@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from sharing.auth.tokens import REALM, api_token_of
 from sharing.conf import app_settings
 from sharing.models import User
+from sharing.services.audit import Client
 from sharing.services.multipart import MultipartError, UnsupportedMediaType, capped_reader
 from sharing.services.stow import DICOM_JSON_MEDIA_TYPE, stow_receive, stow_response
 
@@ -45,7 +46,7 @@ def store_instances(request: HttpRequest, study_instance_uid: str | None = None)
             content_type=request.META.get("CONTENT_TYPE", ""),
             user=user_or_refusal,
             study_instance_uid=study_instance_uid,
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            client=Client.of(request),
         )
     except UnsupportedMediaType as exc:
         return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported media type", str(exc))

@@ -21,10 +21,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from sharing.dicomweb.scope import user_agent_of
 from sharing.forms.tokens import ApiTokenCreateForm
 from sharing.models import ApiToken, User
 from sharing.selectors.tokens import api_token_get_for_owner, api_tokens_for_owner
+from sharing.services.audit import Client
 from sharing.services.tokens import api_token_create, api_token_revoke, may_hold_tokens
 
 View = Callable[..., HttpResponse]
@@ -88,8 +88,7 @@ def api_token_new(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scopes=form.scope_values(),
                 expires_at=form.expires_at(now=timezone.now()),
-                remote_addr=request.META.get("REMOTE_ADDR"),
-                user_agent=user_agent_of(request),
+                client=Client.of(request),
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -117,7 +116,7 @@ def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     if request.method == "GET":
         state = token.state_at(timezone.now())
         return render(request, "sharing/staff/tokens_revoke.html", {"token": token, "state": state})
-    if api_token_revoke(token=token, actor=user, remote_addr=request.META.get("REMOTE_ADDR")):
+    if api_token_revoke(token=token, actor=user, client=Client.of(request)):
         messages.success(request, f"“{token.name}” is revoked. Its next request will be refused.")
     else:
         messages.info(request, f"“{token.name}” was already revoked.")

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from sharing.conf import app_settings
 from sharing.models import User
+from sharing.services.audit import Client
 from sharing.services.uploads import UploadReport, upload_receive
 
 
@@ -58,7 +59,7 @@ def _upload_page(request: HttpRequest) -> HttpResponse:
     files = request.FILES.getlist("files")
     if not files:
         return _refusal(request, HTTPStatus.BAD_REQUEST, "Choose at least one file or folder to upload.")
-    report = upload_receive(files=files, user=user, remote_addr=request.META.get("REMOTE_ADDR"))
+    report = upload_receive(files=files, user=user, client=Client.of(request))
     if _wants_json(request):
         return JsonResponse(report.as_json())
     return _page(request, user=user, report=report)

@@ -7,12 +7,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from sharing.dicomweb.scope import ViewerScope, user_agent_of
+from sharing.access.scope import ViewerScope
 from sharing.models import AuditEvent
 from sharing.selectors import study_get_in
-from sharing.views.scoped import dicomweb_root
+from sharing.services.audit import Client
+from sharing.services.viewer_audit import viewer_access_record
 
 VIEWER_TEMPLATE = "sharing/viewer.html"
+
+
+def dicomweb_root(url_namespace: str = "") -> str:
+    """Where DICOMweb lives for a viewer: "/dicomweb" for users, "/s/dicomweb" with "share:"."""
+    return reverse(f"{url_namespace}stow").removesuffix("/studies")
 
 
 def study_viewer(request: HttpRequest, scope: ViewerScope, study_instance_uid: str) -> HttpResponse:
@@ -20,10 +26,10 @@ def study_viewer(request: HttpRequest, scope: ViewerScope, study_instance_uid: s
     that series first."""
     ns = scope.url_namespace
     study = study_get_in(visible=scope.studies(), study_instance_uid=study_instance_uid)
-    scope.record_access(
+    viewer_access_record(
+        scope,
         action=AuditEvent.Action.VIEW,
-        remote_addr=request.META.get("REMOTE_ADDR"),
-        user_agent=user_agent_of(request),
+        client=Client.of(request),
         patient=study.patient,
         study_instance_uid=study.study_instance_uid,
         detail={"page": "viewer"},

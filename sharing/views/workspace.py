@@ -54,7 +54,7 @@ from sharing.selectors.releases import (
     studies_search_for_staff,
     study_get_for_reconciliation,
 )
-from sharing.services.audit import access_record
+from sharing.services.audit import Client, audit_event_record
 from sharing.services.releases import (
     authorization_assign,
     authorization_deny,
@@ -80,10 +80,6 @@ View = Callable[..., HttpResponse]
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def _addr(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def staff_required(view: View) -> View:
@@ -125,10 +121,10 @@ def queue(request: HttpRequest) -> HttpResponse:
     page = Paginator(authorization_queue(user=user, filters=filters), QUEUE_PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    access_record(
-        user=user,
+    audit_event_record(
+        actor_user=user,
         action=AuditEvent.Action.QUERY,
-        remote_addr=_addr(request),
+        client=Client.of(request),
         detail={"list": "release requests", "page": page.number, "shown": len(page.object_list)},
     )
     query = request.GET.copy()
@@ -165,10 +161,10 @@ def _request_context(
         search = StudySearch(**search_form.cleaned_data)
         results = studies_search_for_staff(user=user, search=search)
         if not search.is_empty:
-            access_record(
-                user=user,
+            audit_event_record(
+                actor_user=user,
                 action=AuditEvent.Action.QUERY,
-                remote_addr=_addr(request),
+                client=Client.of(request),
                 detail={"list": "study search for request", "authorization": auth.pk, "shown": len(results)},
             )
     attached_pks = {s.pk for s in attached}
@@ -208,7 +204,7 @@ def request_page(request: HttpRequest, pk: int) -> HttpResponse:
         actor=user,
         action=AuditEvent.Action.VIEW,
         what="request page",
-        remote_addr=_addr(request),
+        client=Client.of(request),
     )
     return _no_store(render(request, "sharing/workspace/request.html", context))
 
@@ -249,7 +245,7 @@ def request_assign(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(auth: ReleaseAuthorization, actor: User, form: forms.Form) -> str:
         assert isinstance(form, AssignForm)
         assignee = form.assignee_user()
-        authorization_assign(authorization=auth, actor=actor, assignee=assignee, remote_addr=_addr(request))
+        authorization_assign(authorization=auth, actor=actor, assignee=assignee, client=Client.of(request))
         return f"Assigned to {assignee.email}." if assignee else "Unassigned."
 
     return _act(request, pk, form=form, form_name="assign_form", perform=perform)
@@ -260,9 +256,7 @@ def request_assign(request: HttpRequest, pk: int) -> HttpResponse:
 def request_verify(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(auth: ReleaseAuthorization, actor: User, form: forms.Form) -> str:
         assert isinstance(form, IdentityVerifyForm)
-        identity_verify(
-            authorization=auth, actor=actor, method=form.method_text(), remote_addr=_addr(request)
-        )
+        identity_verify(authorization=auth, actor=actor, method=form.method_text(), client=Client.of(request))
         return "Identity verified."
 
     return _act(request, pk, form=IdentityVerifyForm(request.POST), form_name="verify_form", perform=perform)
@@ -276,7 +270,7 @@ def request_link(request: HttpRequest, pk: int) -> HttpResponse:
             authorization=auth,
             actor=actor,
             patient_id=form.cleaned_data["patient_id"],
-            remote_addr=_addr(request),
+            client=Client.of(request),
         )
         return f"The account is linked to patient ID {patient.patient_id}: their studies now show in their library."
 
@@ -290,11 +284,11 @@ def request_attach(request: HttpRequest, pk: int) -> HttpResponse:
         studies = studies_by_pk_for_staff(user=actor, pks=form.cleaned_data["studies"])
         if request.POST.get("detach"):
             authorization_studies_detach(
-                authorization=auth, actor=actor, studies=studies, remote_addr=_addr(request)
+                authorization=auth, actor=actor, studies=studies, client=Client.of(request)
             )
             return f"{studies_count(len(studies))} detached."
         added = authorization_studies_attach(
-            authorization=auth, actor=actor, studies=studies, remote_addr=_addr(request)
+            authorization=auth, actor=actor, studies=studies, client=Client.of(request)
         )
         return f"{studies_count(added)} attached."
 
@@ -306,7 +300,7 @@ def request_attach(request: HttpRequest, pk: int) -> HttpResponse:
 def request_note(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(auth: ReleaseAuthorization, actor: User, form: forms.Form) -> str:
         authorization_note(
-            authorization=auth, actor=actor, text=form.cleaned_data["text"], remote_addr=_addr(request)
+            authorization=auth, actor=actor, text=form.cleaned_data["text"], client=Client.of(request)
         )
         return "Note added."
 
@@ -318,7 +312,7 @@ def request_note(request: HttpRequest, pk: int) -> HttpResponse:
 def request_hold(request: HttpRequest, pk: int) -> HttpResponse:
     def perform(auth: ReleaseAuthorization, actor: User, form: forms.Form) -> str:
         authorization_hold(
-            authorization=auth, actor=actor, message=form.cleaned_data["message"], remote_addr=_addr(request)
+            authorization=auth, actor=actor, message=form.cleaned_data["message"], client=Client.of(request)
         )
         return "On hold: the patient was asked to reply."
 
@@ -334,7 +328,7 @@ def request_extend(request: HttpRequest, pk: int) -> HttpResponse:
             actor=actor,
             days=form.cleaned_data["days"],
             reason=form.cleaned_data["reason"],
-            remote_addr=_addr(request),
+            client=Client.of(request),
         )
         return "Due date extended."
 
@@ -350,7 +344,7 @@ def request_deny(request: HttpRequest, pk: int) -> HttpResponse:
             authorization=auth,
             actor=actor,
             reason=form.cleaned_data["reason_text"],
-            remote_addr=_addr(request),
+            client=Client.of(request),
         )
         return "Request denied: the patient was notified."
 
@@ -370,7 +364,7 @@ def request_release(request: HttpRequest, pk: int) -> HttpResponse:
             outcome = authorization_release(
                 authorization=auth,
                 actor=user,
-                remote_addr=_addr(request),
+                client=Client.of(request),
                 link_for=lambda token: request.build_absolute_uri(reverse("share-open", args=[token])),
             )
         except ValidationError as exc:
@@ -394,7 +388,7 @@ def request_pdf(request: HttpRequest, pk: int) -> HttpResponse:
         actor=user,
         action=AuditEvent.Action.DOWNLOAD,
         what="authorization pdf",
-        remote_addr=_addr(request),
+        client=Client.of(request),
     )
     return private_file_response(
         data, content_type="application/pdf", filename=f"authorization-{auth.pk}.pdf", inline=True
@@ -411,7 +405,7 @@ def request_id_document(request: HttpRequest, pk: int) -> HttpResponse:
         actor=user,
         action=AuditEvent.Action.DOWNLOAD,
         what="identity document",
-        remote_addr=_addr(request),
+        client=Client.of(request),
     )
     is_pdf = auth.id_document_type == "application/pdf"
     suffix = {"image/jpeg": "jpg", "image/png": "png"}.get(auth.id_document_type, "pdf")
@@ -447,10 +441,10 @@ def _reconcile_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str,
 @staff_required
 def reconcile(request: HttpRequest, pk: int) -> HttpResponse:
     context = _reconcile_context(request, pk)
-    access_record(
-        user=_user(request),
+    audit_event_record(
+        actor_user=_user(request),
         action=AuditEvent.Action.VIEW,
-        remote_addr=_addr(request),
+        client=Client.of(request),
         patient=context["study"].patient,
         study_instance_uid=context["study"].study_instance_uid,
         detail={"page": "reconciliation"},
@@ -467,7 +461,7 @@ def reconcile_assign(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         patient = patient_get_for_staff(user=user, pk=form.cleaned_data["patient"])
         try:
-            study_reconcile_assign(study=study, patient=patient, actor=user, remote_addr=_addr(request))
+            study_reconcile_assign(study=study, patient=patient, actor=user, client=Client.of(request))
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
@@ -486,7 +480,7 @@ def reconcile_reject(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReconcileRejectForm(request.POST)
     if form.is_valid():
         study_reconcile_reject(
-            study=study, actor=user, reason=form.cleaned_data["reason"], remote_addr=_addr(request)
+            study=study, actor=user, reason=form.cleaned_data["reason"], client=Client.of(request)
         )
         messages.success(request, "The study was rejected and left the queue. Its images are kept unchanged.")
         return HttpResponseRedirect(reverse("unmatched-studies"))

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from sharing.models import AuditEvent, Patient
 from sharing.services.atna import EVENTS, audit_message, audit_messages_xml
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 from tests.support.factories import patient_user
 
 pytestmark = pytest.mark.django_db
@@ -74,11 +74,11 @@ def test_every_action_has_a_dicom_event():
 
 
 def test_a_study_view_is_an_instances_accessed_message_with_study_and_patient(jane_patient):
-    event = audit_record(
+    event = audit_event_record(
         action=AuditEvent.Action.VIEW,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=jane_patient.user,
-        remote_addr="10.1.2.3",
+        client=Client(address="10.1.2.3"),
         patient=jane_patient,
         study_instance_uid="1.2.840.1",
         detail={"secret": "never-exported"},
@@ -125,7 +125,9 @@ def test_a_study_view_is_an_instances_accessed_message_with_study_and_patient(ja
     ],
 )
 def test_actions_map_to_their_dicom_events(action, event_id, type_code):
-    event = audit_record(action=action, actor_kind=AuditEvent.ActorKind.PEER, actor_label="PACS@10.0.0.5")
+    event = audit_event_record(
+        action=action, client=NO_CLIENT, actor_kind=AuditEvent.ActorKind.PEER, actor_label="PACS@10.0.0.5"
+    )
     message = audit_message(event)
     assert_valid_message(message)
     assert message.find("EventIdentification/EventID").get("csd-code") == event_id  # type: ignore[union-attr]
@@ -134,7 +136,9 @@ def test_actions_map_to_their_dicom_events(action, event_id, type_code):
 
 
 def test_a_system_event_has_lightbox_as_its_only_participant():
-    event = audit_record(action=AuditEvent.Action.STUDY_COMPLETE, actor_kind=AuditEvent.ActorKind.SYSTEM)
+    event = audit_event_record(
+        action=AuditEvent.Action.STUDY_COMPLETE, client=NO_CLIENT, actor_kind=AuditEvent.ActorKind.SYSTEM
+    )
     message = audit_message(event)
     assert_valid_message(message)
     assert len(message.findall("ActiveParticipant")) == 1
@@ -143,8 +147,9 @@ def test_a_system_event_has_lightbox_as_its_only_participant():
 def test_a_file_of_messages_is_well_formed_and_escapes_hostile_text(jane_patient):
     hostile = 'a"<b>&\x01</AuditMessage>'
     for action in (AuditEvent.Action.VIEW, AuditEvent.Action.LOGIN_FAILED, AuditEvent.Action.SHARE_OPEN):
-        audit_record(
+        audit_event_record(
             action=action,
+            client=NO_CLIENT,
             actor_kind=AuditEvent.ActorKind.USER,
             actor_label=hostile,
             patient=jane_patient,
@@ -164,12 +169,18 @@ def test_a_file_of_messages_is_well_formed_and_escapes_hostile_text(jane_patient
 
 def test_export_audit_writes_the_days_asked_for(tmp_path, jane_patient, time_machine):
     time_machine.move_to(datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC))
-    audit_record(
-        action=AuditEvent.Action.VIEW, actor_kind=AuditEvent.ActorKind.USER, actor_label="early@example.com"
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        client=NO_CLIENT,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_label="early@example.com",
     )
     time_machine.move_to(datetime.datetime(2026, 3, 5, 12, tzinfo=datetime.UTC))
-    audit_record(
-        action=AuditEvent.Action.VIEW, actor_kind=AuditEvent.ActorKind.USER, actor_label="inside@example.com"
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        client=NO_CLIENT,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_label="inside@example.com",
     )
     time_machine.move_to(datetime.datetime(2026, 3, 9, 12, tzinfo=datetime.UTC))
     output = tmp_path / "audit.xml"
@@ -185,7 +196,12 @@ def test_export_audit_writes_the_days_asked_for(tmp_path, jane_patient, time_mac
 
 
 def test_export_audit_writes_csv_to_standard_output():
-    audit_record(action=AuditEvent.Action.VIEW, actor_kind=AuditEvent.ActorKind.USER, actor_label="=cmd|calc")
+    audit_event_record(
+        action=AuditEvent.Action.VIEW,
+        client=NO_CLIENT,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_label="=cmd|calc",
+    )
     today = timezone.localdate().isoformat()
     out = StringIO()
 

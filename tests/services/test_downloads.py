@@ -12,6 +12,7 @@ from pydicom import dcmread
 from pydicom.fileset import FileSet
 from pydicom.uid import EncapsulatedCDAStorage
 
+from sharing.access.scope import UserScope
 from sharing.dicom.synthetic import (
     SyntheticPatient,
     cda_report,
@@ -22,8 +23,8 @@ from sharing.dicom.synthetic import (
     us_multiframe,
     write_study,
 )
-from sharing.dicomweb.scope import UserScope
 from sharing.models import AuditEvent, Instance, Study, User
+from sharing.services.audit import Client
 from sharing.services.downloads import (
     DownloadKind,
     download_filename,
@@ -188,7 +189,9 @@ def test_two_studies_go_in_one_zip(study, tmp_path, patient):
 
 
 def test_each_study_downloaded_is_audited_once(study, jane):
-    download_record(scope=UserScope(jane), studies=[study], kind=DownloadKind.PDI, remote_addr="10.1.2.3")
+    download_record(
+        scope=UserScope(jane), studies=[study], kind=DownloadKind.PDI, client=Client(address="10.1.2.3")
+    )
 
     event = AuditEvent.objects.get(action=AuditEvent.Action.DOWNLOAD)
     assert event.actor_user == jane

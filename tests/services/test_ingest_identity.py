@@ -16,6 +16,7 @@ from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_part10, w
 from sharing.models import Instance, InstanceConflict, Patient, Series, Study, User
 from sharing.selectors import studies_awaiting_reconciliation, study_list_for_user
 from sharing.selectors.releases import studies_unreconciled
+from sharing.services.audit import NO_CLIENT
 from sharing.services.receiving import ReceiveOutcome, Sender, instance_receive
 from sharing.services.releases import study_reconcile_assign, study_reconcile_reject
 from tests.support.factories import PASSWORD, records_staff
@@ -281,7 +282,7 @@ def test_staff_assigning_a_held_study_releases_it_to_the_patients_library(tmp_pa
     held = Study.objects.get(description="NO ID")
 
     study_reconcile_assign(
-        study=held, patient=janes_study(janes_ct).patient, actor=records_staff(), remote_addr=None
+        study=held, patient=janes_study(janes_ct).patient, actor=records_staff(), client=NO_CLIENT
     )
 
     assert "NO ID" in {s.description for s in study_list_for_user(user=jane)}
@@ -293,7 +294,7 @@ def test_staff_cannot_assign_a_copy_to_a_patient_who_has_that_study_already(tmp_
 
     with pytest.raises(ValidationError, match="already has a study with this Study Instance UID"):
         study_reconcile_assign(
-            study=upload, patient=janes_study(janes_ct).patient, actor=records_staff(), remote_addr=None
+            study=upload, patient=janes_study(janes_ct).patient, actor=records_staff(), client=NO_CLIENT
         )
     assert janes_study(janes_ct).number_of_instances == 3
 
@@ -350,7 +351,7 @@ def test_rejecting_a_patients_copy_leaves_a_held_study_of_the_same_uid_in_the_qu
     staff = records_staff()
 
     study_reconcile_reject(
-        study=Study.objects.get(description="MALLORY UPLOAD"), actor=staff, reason="a copy", remote_addr=None
+        study=Study.objects.get(description="MALLORY UPLOAD"), actor=staff, reason="a copy", client=NO_CLIENT
     )
 
     assert [s.description for s in studies_unreconciled(user=staff)] == ["JOHNS IMAGES"]

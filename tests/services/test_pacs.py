@@ -23,6 +23,7 @@ from sharing.models import (
     User,
 )
 from sharing.services import pacs as pacs_service
+from sharing.services.audit import NO_CLIENT, Client
 from sharing.services.pacs import (
     pacs_echo,
     pacs_search,
@@ -98,7 +99,10 @@ def test_echo_is_for_staff_only(orthanc, transactional_db):
 
 def test_search_returns_matches_and_audits_criteria_and_count(orthanc, staff):
     matches = pacs_search(
-        node=pacs_node(orthanc.orthanc), actor=staff, remote_addr="10.0.0.9", patient_id="PACS-1001"
+        node=pacs_node(orthanc.orthanc),
+        actor=staff,
+        client=Client(address="10.0.0.9"),
+        patient_id="PACS-1001",
     )
 
     assert {m.study_instance_uid for m in matches} == {orthanc.ct_uid, orthanc.cr_uid}
@@ -116,7 +120,7 @@ def test_search_returns_matches_and_audits_criteria_and_count(orthanc, staff):
 
 def test_a_failed_search_is_audited_and_raised(staff):
     with pytest.raises(PacsUnreachable):
-        pacs_search(node=down_node(), actor=staff, remote_addr=None, patient_name="DOE*")
+        pacs_search(node=down_node(), actor=staff, client=NO_CLIENT, patient_name="DOE*")
 
     event = AuditEvent.objects.get(action=AuditEvent.Action.PACS_QUERY)
     assert event.outcome == AuditEvent.Outcome.SERIOUS_FAILURE
@@ -128,7 +132,7 @@ def test_patients_cannot_search(orthanc, transactional_db):
     patient = User.objects.create_user("jane@example.com", "pw-123456789")
 
     with pytest.raises(PermissionDenied):
-        pacs_search(node=pacs_node(orthanc.orthanc), actor=patient, remote_addr=None, patient_id="X")
+        pacs_search(node=pacs_node(orthanc.orthanc), actor=patient, client=NO_CLIENT, patient_id="X")
     assert not AuditEvent.objects.exists()
 
 
@@ -141,7 +145,7 @@ def test_retrieve_brings_the_study_in_and_attaches_it_to_the_request(lightbox_in
         study_instance_uid=lightbox_in_pacs.ct_uid,
         actor=staff,
         authorization=request,
-        remote_addr="10.0.0.9",
+        client=Client(address="10.0.0.9"),
     )
 
     # The task ran inline once the job was committed.

@@ -38,6 +38,7 @@ from sharing.storage import get_store
 from tests.support.factories import records_staff
 from tests.support.releases import (
     ADDR,
+    CLIENT,
     make_facility,
     quick_study,
     sign,
@@ -63,12 +64,12 @@ def staff() -> User:
 
 
 def ready_to_release(auth: ReleaseAuthorization, staff: User, *, patient_id: str = "MRN-1001") -> Study:
-    identity_verify(authorization=auth, actor=staff, method="Photo ID checked", remote_addr=ADDR)
+    identity_verify(authorization=auth, actor=staff, method="Photo ID checked", client=CLIENT)
     patient = authorization_patient_link(
-        authorization=auth, actor=staff, patient_id=patient_id, remote_addr=ADDR
+        authorization=auth, actor=staff, patient_id=patient_id, client=CLIENT
     )
     study = quick_study(patient, f"1.2.3.{auth.pk}")
-    authorization_studies_attach(authorization=auth, actor=staff, studies=[study], remote_addr=ADDR)
+    authorization_studies_attach(authorization=auth, actor=staff, studies=[study], client=CLIENT)
     return study
 
 
@@ -155,10 +156,10 @@ def test_the_due_date_follows_the_setting(settings, jane, facility):
 
 def test_linking_creates_the_patient_with_the_facility_issuer_and_links_the_account(jane, staff, facility):
     auth = sign(jane, facility)
-    identity_verify(authorization=auth, actor=staff, method="Photo ID checked", remote_addr=ADDR)
+    identity_verify(authorization=auth, actor=staff, method="Photo ID checked", client=CLIENT)
 
     patient = authorization_patient_link(
-        authorization=auth, actor=staff, patient_id="MRN-1001", remote_addr=ADDR
+        authorization=auth, actor=staff, patient_id="MRN-1001", client=CLIENT
     )
 
     assert (patient.patient_id, patient.issuer, patient.user) == ("MRN-1001", "GENERAL", jane)
@@ -171,10 +172,10 @@ def test_linking_refuses_a_patient_linked_to_another_account(jane, staff, facili
     john = User.objects.create_user("john@example.com", "pw-123456789")
     Patient.objects.create(patient_id="MRN-2002", issuer="GENERAL", user=john)
     auth = sign(jane, facility)
-    identity_verify(authorization=auth, actor=staff, method="Photo ID checked", remote_addr=ADDR)
+    identity_verify(authorization=auth, actor=staff, method="Photo ID checked", client=CLIENT)
 
     with pytest.raises(ValidationError, match="another account"):
-        authorization_patient_link(authorization=auth, actor=staff, patient_id="MRN-2002", remote_addr=ADDR)
+        authorization_patient_link(authorization=auth, actor=staff, patient_id="MRN-2002", client=CLIENT)
 
     assert Patient.objects.get(patient_id="MRN-2002").user == john
     auth.refresh_from_db()
@@ -186,7 +187,7 @@ def test_linking_needs_a_verified_identity(jane, staff, facility):
     auth = sign(jane, facility)
 
     with pytest.raises(ValidationError, match="Verify"):
-        authorization_patient_link(authorization=auth, actor=staff, patient_id="MRN-1001", remote_addr=ADDR)
+        authorization_patient_link(authorization=auth, actor=staff, patient_id="MRN-1001", client=CLIENT)
 
 
 def test_release_to_the_patient_fulfils_and_notifies_without_details(jane, staff, facility):
@@ -194,7 +195,7 @@ def test_release_to_the_patient_fulfils_and_notifies_without_details(jane, staff
     study = ready_to_release(auth, staff)
     mail.outbox.clear()
 
-    outcome = authorization_release(authorization=auth, actor=staff, remote_addr=ADDR)
+    outcome = authorization_release(authorization=auth, actor=staff, client=CLIENT)
 
     assert outcome.share is None
     assert auth.status == ReleaseAuthorization.Status.FULFILLED
@@ -211,11 +212,11 @@ def test_release_refuses_studies_of_a_patient_not_linked_to_the_requester(jane, 
     ready_to_release(auth, staff)
     stranger = Patient.objects.create(patient_id="MRN-9999", issuer="GENERAL")
     authorization_studies_attach(
-        authorization=auth, actor=staff, studies=[quick_study(stranger, "9.9.9")], remote_addr=ADDR
+        authorization=auth, actor=staff, studies=[quick_study(stranger, "9.9.9")], client=CLIENT
     )
 
     with pytest.raises(ValidationError, match="MRN-9999"):
-        authorization_release(authorization=auth, actor=staff, remote_addr=ADDR)
+        authorization_release(authorization=auth, actor=staff, client=CLIENT)
 
     auth.refresh_from_db()
     assert auth.status == ReleaseAuthorization.Status.IN_REVIEW
@@ -225,7 +226,7 @@ def test_release_needs_identity_link_and_studies(jane, staff, facility):
     auth = sign(jane, facility)
 
     with pytest.raises(ValidationError, match="identity"):
-        authorization_release(authorization=auth, actor=staff, remote_addr=ADDR)
+        authorization_release(authorization=auth, actor=staff, client=CLIENT)
 
 
 def test_release_to_a_provider_shares_until_the_authorization_expires_with_link_and_code_apart(
@@ -246,7 +247,7 @@ def test_release_to_a_provider_shares_until_the_authorization_expires_with_link_
     outcome = authorization_release(
         authorization=auth,
         actor=staff,
-        remote_addr=ADDR,
+        client=CLIENT,
         link_for=lambda token: f"https://lb.example/s/{token}",
     )
 
@@ -278,7 +279,7 @@ def test_a_provider_share_lasts_at_most_90_days(jane, staff, facility):
     )
     ready_to_release(auth, staff)
 
-    outcome = authorization_release(authorization=auth, actor=staff, remote_addr=ADDR)
+    outcome = authorization_release(authorization=auth, actor=staff, client=CLIENT)
 
     assert outcome.share is not None
     assert outcome.share.expires_at <= timezone.now() + datetime.timedelta(days=90)
@@ -293,10 +294,10 @@ def test_revoking_revokes_the_shares_made_under_the_authorization(jane, staff, f
         provider_email="grant@clinic.example",
     )
     ready_to_release(auth, staff)
-    share = authorization_release(authorization=auth, actor=staff, remote_addr=ADDR).share
+    share = authorization_release(authorization=auth, actor=staff, client=CLIENT).share
     assert share is not None
 
-    revoked = authorization_revoke(authorization=auth, actor=jane, remote_addr=ADDR)
+    revoked = authorization_revoke(authorization=auth, actor=jane, client=CLIENT)
 
     share.refresh_from_db()
     assert revoked == 1
@@ -307,15 +308,15 @@ def test_revoking_revokes_the_shares_made_under_the_authorization(jane, staff, f
     assert event.detail["shares_revoked"] == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SHARE_REVOKE, actor_user=jane).exists()
     with pytest.raises(ValidationError):
-        authorization_release(authorization=auth, actor=staff, remote_addr=ADDR)
+        authorization_release(authorization=auth, actor=staff, client=CLIENT)
 
 
 def test_a_denied_request_cannot_be_revoked(jane, staff, facility):
     auth = sign(jane, facility)
-    authorization_deny(authorization=auth, actor=staff, reason="No records found.", remote_addr=ADDR)
+    authorization_deny(authorization=auth, actor=staff, reason="No records found.", client=CLIENT)
 
     with pytest.raises(ValidationError):
-        authorization_revoke(authorization=auth, actor=jane, remote_addr=ADDR)
+        authorization_revoke(authorization=auth, actor=jane, client=CLIENT)
 
 
 # --- Deny, hold, reply, extend -------------------------------------------------------------------
@@ -326,7 +327,7 @@ def test_deny_records_the_reason_and_notifies_without_it(jane, staff, facility):
     mail.outbox.clear()
 
     authorization_deny(
-        authorization=auth, actor=staff, reason="We found no imaging records matching.", remote_addr=ADDR
+        authorization=auth, actor=staff, reason="We found no imaging records matching.", client=CLIENT
     )
 
     assert auth.status == ReleaseAuthorization.Status.DENIED
@@ -342,9 +343,9 @@ def test_deny_records_the_reason_and_notifies_without_it(jane, staff, facility):
 def test_hold_then_reply_goes_back_to_review(jane, staff, facility):
     auth = sign(jane, facility)
 
-    authorization_hold(authorization=auth, actor=staff, message="Please upload a photo ID.", remote_addr=ADDR)
+    authorization_hold(authorization=auth, actor=staff, message="Please upload a photo ID.", client=CLIENT)
     assert auth.status == ReleaseAuthorization.Status.ON_HOLD
-    authorization_reply(authorization=auth, actor=jane, text="Done, uploaded.", remote_addr=ADDR)
+    authorization_reply(authorization=auth, actor=jane, text="Done, uploaded.", client=CLIENT)
 
     assert auth.status == ReleaseAuthorization.Status.IN_REVIEW
     messages = list(auth.events.filter(kind=AuthorizationEvent.Kind.MESSAGE).values_list("text", flat=True))
@@ -355,30 +356,28 @@ def test_the_due_date_can_be_extended_once_with_a_reason(jane, staff, facility):
     auth = sign(jane, facility)
     due = auth.due_on
 
-    authorization_extend(
-        authorization=auth, actor=staff, days=30, reason="Archive retrieval", remote_addr=ADDR
-    )
+    authorization_extend(authorization=auth, actor=staff, days=30, reason="Archive retrieval", client=CLIENT)
 
     assert auth.due_on == due + datetime.timedelta(days=30)
     assert auth.extension_reason == "Archive retrieval"
     with pytest.raises(ValidationError, match="once"):
-        authorization_extend(authorization=auth, actor=staff, days=5, reason="Again", remote_addr=ADDR)
+        authorization_extend(authorization=auth, actor=staff, days=5, reason="Again", client=CLIENT)
 
 
 def test_an_extension_is_bounded(jane, staff, facility):
     auth = sign(jane, facility)
 
     with pytest.raises(ValidationError):
-        authorization_extend(authorization=auth, actor=staff, days=31, reason="Long", remote_addr=ADDR)
+        authorization_extend(authorization=auth, actor=staff, days=31, reason="Long", client=CLIENT)
 
 
 def test_every_step_is_audited(jane, staff, facility):
     auth = sign(jane, facility)
-    authorization_hold(authorization=auth, actor=staff, message="ID please", remote_addr=ADDR)
-    authorization_reply(authorization=auth, actor=jane, text="Sent", remote_addr=ADDR)
+    authorization_hold(authorization=auth, actor=staff, message="ID please", client=CLIENT)
+    authorization_reply(authorization=auth, actor=jane, text="Sent", client=CLIENT)
     ready_to_release(auth, staff)
-    authorization_extend(authorization=auth, actor=staff, days=5, reason="Busy", remote_addr=ADDR)
-    authorization_release(authorization=auth, actor=staff, remote_addr=ADDR)
+    authorization_extend(authorization=auth, actor=staff, days=5, reason="Busy", client=CLIENT)
+    authorization_release(authorization=auth, actor=staff, client=CLIENT)
 
     assert actions(auth) == [
         AuditEvent.Action.AUTHORIZATION_SIGN,
@@ -396,7 +395,7 @@ def test_patients_cannot_act_as_staff(jane, facility):
     auth = sign(jane, facility)
 
     with pytest.raises(ValidationError):
-        authorization_deny(authorization=auth, actor=jane, reason="no", remote_addr=ADDR)
+        authorization_deny(authorization=auth, actor=jane, reason="no", client=CLIENT)
 
 
 # --- Reconciliation ------------------------------------------------------------------------------
@@ -410,7 +409,7 @@ def test_assigning_a_study_moves_it_and_keeps_the_original_demographics_in_the_a
     study = quick_study(upload, "5.5.5", outside=True)
     assert study in studies_unreconciled(user=staff)
 
-    study_reconcile_assign(study=study, patient=mine, actor=staff, remote_addr=ADDR)
+    study_reconcile_assign(study=study, patient=mine, actor=staff, client=CLIENT)
 
     study.refresh_from_db()
     assert study.patient == mine
@@ -426,7 +425,7 @@ def test_rejecting_a_study_takes_it_out_of_the_queue_until_new_images_arrive(sta
     stranger = Patient.objects.create(patient_id="UNKNOWN-1")
     study = quick_study(stranger, "6.6.6")
 
-    study_reconcile_reject(study=study, actor=staff, reason="Not our patient", remote_addr=ADDR)
+    study_reconcile_reject(study=study, actor=staff, reason="Not our patient", client=CLIENT)
 
     assert study not in studies_unreconciled(user=staff)
     Study.objects.filter(pk=study.pk).update(last_received_at=timezone.now() + datetime.timedelta(seconds=1))

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from sharing.models import AuditEvent, Patient, Share, Study
+from sharing.services.audit import NO_CLIENT, Client
 from sharing.services.shares import (
     Check,
     share_check,
@@ -73,7 +74,8 @@ def test_the_access_code_is_shown_once_and_stored_hashed(jane, study):
     assert created.code[5] == "-"
     assert created.code.replace("-", "") not in created.share.code_hash
     assert (
-        share_check(share=created.share, answer=created.code.lower(), remote_addr="10.0.0.1") is Check.PASSED
+        share_check(share=created.share, answer=created.code.lower(), client=Client(address="10.0.0.1"))
+        is Check.PASSED
     )
 
 
@@ -130,14 +132,17 @@ def test_wrong_codes_lock_the_share_and_tell_the_patient(
 
     with django_capture_on_commit_callbacks(execute=True):
         outcomes = [
-            share_check(share=created.share, answer="WRONG-CODE1", remote_addr="10.0.0.9") for _ in range(3)
+            share_check(share=created.share, answer="WRONG-CODE1", client=Client(address="10.0.0.9"))
+            for _ in range(3)
         ]
 
     assert outcomes == [Check.WRONG, Check.WRONG, Check.LOCKED]
     created.share.refresh_from_db()
     assert created.share.state_at(timezone.now()) == Share.State.LOCKED
     # Once locked, even the right code no longer opens it.
-    assert share_check(share=created.share, answer=created.code, remote_addr="10.0.0.9") is Check.GONE
+    assert (
+        share_check(share=created.share, answer=created.code, client=Client(address="10.0.0.9")) is Check.GONE
+    )
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SHARE_VERIFY_FAIL).count() == 3
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SHARE_LOCK).count() == 1
     assert [m.to for m in mail.outbox] == [[jane.email]]
@@ -150,17 +155,27 @@ def test_a_burst_of_wrong_answers_is_throttled_per_share_and_per_address(jane, s
     settings.LIGHTBOX_SHARE_FAILURES_PER_CLIENT = 3
     first, second = create(jane, study), create(jane, study)
 
-    assert [share_check(share=first.share, answer="x", remote_addr="10.0.0.1") for _ in range(3)] == [
+    assert [
+        share_check(share=first.share, answer="x", client=Client(address="10.0.0.1")) for _ in range(3)
+    ] == [
         Check.WRONG,
         Check.WRONG,
         Check.THROTTLED,
     ]
     # Another address is throttled on the same share too (a distributed guess)...
-    assert share_check(share=first.share, answer=first.code, remote_addr="10.0.0.2") is Check.THROTTLED
+    assert (
+        share_check(share=first.share, answer=first.code, client=Client(address="10.0.0.2"))
+        is Check.THROTTLED
+    )
     # ...and the first address, after one more failure elsewhere, on every share.
-    assert share_check(share=second.share, answer="x", remote_addr="10.0.0.1") is Check.WRONG
-    assert share_check(share=second.share, answer=second.code, remote_addr="10.0.0.1") is Check.THROTTLED
-    assert share_check(share=second.share, answer=second.code, remote_addr="10.0.0.3") is Check.PASSED
+    assert share_check(share=second.share, answer="x", client=Client(address="10.0.0.1")) is Check.WRONG
+    assert (
+        share_check(share=second.share, answer=second.code, client=Client(address="10.0.0.1"))
+        is Check.THROTTLED
+    )
+    assert (
+        share_check(share=second.share, answer=second.code, client=Client(address="10.0.0.3")) is Check.PASSED
+    )
 
 
 def test_the_throttle_is_shared_through_redis(jane, study, settings):
@@ -177,9 +192,10 @@ def test_the_throttle_is_shared_through_redis(jane, study, settings):
     settings.LIGHTBOX_SHARE_FAILURES_PER_MINUTE = 1
     created = create(jane, study)
     try:
-        assert share_check(share=created.share, answer="x", remote_addr="10.0.0.1") is Check.WRONG
+        assert share_check(share=created.share, answer="x", client=Client(address="10.0.0.1")) is Check.WRONG
         assert (
-            share_check(share=created.share, answer=created.code, remote_addr="10.0.0.1") is Check.THROTTLED
+            share_check(share=created.share, answer=created.code, client=Client(address="10.0.0.1"))
+            is Check.THROTTLED
         )
     finally:
         cache.clear()
@@ -189,8 +205,8 @@ def test_the_birth_date_check_compares_the_patients_date(jane, study):
     created = create(jane, study, protection=Share.Protection.BIRTH_DATE)
 
     assert created.code == ""
-    assert share_check(share=created.share, answer="1980-01-02", remote_addr=None) is Check.WRONG
-    assert share_check(share=created.share, answer="1980-01-01", remote_addr=None) is Check.PASSED
+    assert share_check(share=created.share, answer="1980-01-02", client=NO_CLIENT) is Check.WRONG
+    assert share_check(share=created.share, answer="1980-01-01", client=NO_CLIENT) is Check.PASSED
 
 
 def test_a_birth_date_share_needs_a_birth_date_on_record(jane, study):
@@ -207,9 +223,9 @@ def test_opens_are_counted_and_a_used_up_share_refuses_new_opens(
     created = create(jane, study, max_opens=2, notify_on_open=True)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert share_open(share=created.share, remote_addr="10.0.0.1")
-        assert share_open(share=created.share, remote_addr="10.0.0.1")
-        assert not share_open(share=created.share, remote_addr="10.0.0.1")
+        assert share_open(share=created.share, client=Client(address="10.0.0.1"))
+        assert share_open(share=created.share, client=Client(address="10.0.0.1"))
+        assert not share_open(share=created.share, client=Client(address="10.0.0.1"))
 
     share = Share.objects.get(pk=created.share.pk)
     assert share.open_count == 2
@@ -227,7 +243,7 @@ def test_revoking_ends_the_share_at_once_and_is_audited(jane, study):
     assert share_revoke(share=created.share, actor=jane)
     assert not share_revoke(share=created.share, actor=jane)
     assert created.share.state_at(timezone.now()) == Share.State.REVOKED
-    assert not share_open(share=created.share, remote_addr=None)
+    assert not share_open(share=created.share, client=NO_CLIENT)
     event = AuditEvent.objects.get(action=AuditEvent.Action.SHARE_REVOKE)
     assert event.actor_user == jane
 
@@ -256,8 +272,8 @@ def test_it_expires_on_time_and_the_expiry_is_audited_once(jane, study):
         assert shares_expire_sweep() == 0
     with time_machine.travel(timezone.now() + datetime.timedelta(minutes=61)):
         assert created.share.state_at(timezone.now()) == Share.State.EXPIRED
-        assert share_check(share=created.share, answer=created.code, remote_addr=None) is Check.GONE
-        assert not share_open(share=created.share, remote_addr=None)
+        assert share_check(share=created.share, answer=created.code, client=NO_CLIENT) is Check.GONE
+        assert not share_open(share=created.share, client=NO_CLIENT)
         assert shares_expire_sweep() == 1
         assert shares_expire_sweep() == 0
     expired = AuditEvent.objects.get(action=AuditEvent.Action.SHARE_EXPIRE)

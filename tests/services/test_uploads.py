@@ -14,6 +14,7 @@ from sharing.dicom.part10 import Part10Kind, part10_kind
 from sharing.dicom.synthetic import ct_series, write_study
 from sharing.models import AuditEvent, Instance, User
 from sharing.services import stow, uploads
+from sharing.services.audit import Client
 from sharing.services.multipart import (
     MultipartError,
     UnsupportedMediaType,
@@ -356,7 +357,7 @@ def test_it_writes_one_audit_event_per_study(tmp_path, staff, patient, object_st
     first = write_study(ct_series(patient, slices=2, size=32), tmp_path / "one")
     second = write_study(ct_series(patient, slices=1, size=32), tmp_path / "two")
 
-    upload_receive(files=[upload(p) for p in first + second], user=staff, remote_addr="10.1.2.3")
+    upload_receive(files=[upload(p) for p in first + second], user=staff, client=Client(address="10.1.2.3"))
 
     events = AuditEvent.objects.filter(action=AuditEvent.Action.INGEST)
     assert events.count() == 2

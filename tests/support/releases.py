@@ -10,9 +10,11 @@ from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from sharing.models import Facility, Patient, ReleaseAuthorization, Study, User
+from sharing.services.audit import Client
 from sharing.services.releases import AuthorizationDetails, authorization_sign
 
 ADDR = "203.0.113.7"
+CLIENT = Client(address=ADDR, user_agent="Mozilla/5.0 (test)")
 
 
 def signature_png() -> bytes:
@@ -57,7 +59,7 @@ def details(facility: Facility, **extra: object) -> AuthorizationDetails:
 
 def sign(user: User, facility: Facility, **extra: object) -> ReleaseAuthorization:
     return authorization_sign(
-        requester=user, details=details(facility, **extra), signature_png=signature_png(), remote_addr=ADDR
+        requester=user, details=details(facility, **extra), signature_png=signature_png(), client=CLIENT
     )
 
 

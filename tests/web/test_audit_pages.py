@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sharing.models import AuditEvent, Patient, Share, Study, User
-from sharing.services.audit import audit_record
+from sharing.services.audit import NO_CLIENT, Client, audit_event_record
 from sharing.services.audit_chain import audit_chain_verify
 from tests.support.factories import PASSWORD
 from tests.support.headers import assert_strict
@@ -64,7 +64,8 @@ def share_for(owner: User, recipient: str) -> Share:
 
 
 def view(user: User, study: Study, **extra) -> AuditEvent:
-    return audit_record(
+    extra.setdefault("client", NO_CLIENT)
+    return audit_event_record(
         action=AuditEvent.Action.VIEW,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=user,
@@ -97,8 +98,9 @@ def test_staff_search_the_trail_by_patient_user_study_action_and_date(
     view(staff, janes_study)
     time_machine.move_to(datetime.datetime(2026, 2, 10, 12, tzinfo=datetime.UTC))
     view(staff, johns_study)
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.DOWNLOAD,
+        client=NO_CLIENT,
         actor_kind=AuditEvent.ActorKind.USER,
         actor_user=jane,
         study_instance_uid=janes_study.study_instance_uid,
@@ -159,14 +161,20 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, name):
 
 def test_the_csv_export_streams_the_filtered_events_with_formulas_defused(client, staff, jane, janes_study):
     for label in ('=HYPERLINK("http://evil")', "+1", "-2", "@SUM(A1)", "plain@example.com"):
-        audit_record(
+        audit_event_record(
             action=AuditEvent.Action.VIEW,
+            client=NO_CLIENT,
             actor_kind=AuditEvent.ActorKind.PEER,
             actor_label=label,
             patient=janes_study.patient,
             study_instance_uid=janes_study.study_instance_uid,
         )
-    audit_record(action=AuditEvent.Action.LOGIN, actor_kind=AuditEvent.ActorKind.USER, actor_user=jane)
+    audit_event_record(
+        action=AuditEvent.Action.LOGIN,
+        client=NO_CLIENT,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_user=jane,
+    )
     client.force_login(staff)
 
     response = client.get(reverse("audit-export-csv"), {"patient": "MRN-1001"})
@@ -191,8 +199,13 @@ def test_the_csv_export_streams_the_filtered_events_with_formulas_defused(client
 
 
 def test_the_xml_export_is_a_file_of_dicom_audit_messages(client, staff, jane, janes_study):
-    view(staff, janes_study, remote_addr="10.0.0.9")
-    audit_record(action=AuditEvent.Action.LOGIN, actor_kind=AuditEvent.ActorKind.USER, actor_user=jane)
+    view(staff, janes_study, client=Client(address="10.0.0.9"))
+    audit_event_record(
+        action=AuditEvent.Action.LOGIN,
+        client=NO_CLIENT,
+        actor_kind=AuditEvent.ActorKind.USER,
+        actor_user=jane,
+    )
     client.force_login(staff)
     today = timezone.localdate().isoformat()
 
@@ -219,18 +232,18 @@ def test_the_xml_export_is_a_file_of_dicom_audit_messages(client, staff, jane, j
 def test_access_history_names_staff_who_saw_my_study_and_my_share_recipients(
     client, jane, staff, janes_study
 ):
-    view(staff, janes_study, remote_addr="10.20.30.40", user_agent=FIREFOX)
+    view(staff, janes_study, client=Client(address="10.20.30.40", user_agent=FIREFOX))
     share = share_for(jane, "Dr Smith")
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.SHARE_OPEN,
         actor_kind=AuditEvent.ActorKind.SHARE,
         actor_label=share.label,
         share=share,
-        remote_addr="198.51.100.7",
-        user_agent=SAFARI_IPHONE,
+        client=Client(address="198.51.100.7", user_agent=SAFARI_IPHONE),
     )
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.INGEST,
+        client=NO_CLIENT,
         actor_kind=AuditEvent.ActorKind.PEER,
         actor_label="PACS@10.0.0.5",
         study_instance_uid=janes_study.study_instance_uid,
@@ -263,8 +276,9 @@ def test_access_history_does_not_show_another_patients_events(
 ):
     view(staff, johns_study)
     share_for(john, "Dr Who")
-    audit_record(
+    audit_event_record(
         action=AuditEvent.Action.SHARE_OPEN,
+        client=NO_CLIENT,
         actor_kind=AuditEvent.ActorKind.SHARE,
         share=Share.objects.get(owner=john),
     )
@@ -278,8 +292,11 @@ def test_access_history_does_not_show_another_patients_events(
 
 def test_access_history_filters_by_kind(client, jane, staff, janes_study):
     view(staff, janes_study)
-    audit_record(
-        action=AuditEvent.Action.SHARE_OPEN, actor_kind=AuditEvent.ActorKind.SHARE, share=share_for(jane, "X")
+    audit_event_record(
+        action=AuditEvent.Action.SHARE_OPEN,
+        client=NO_CLIENT,
+        actor_kind=AuditEvent.ActorKind.SHARE,
+        share=share_for(jane, "X"),
     )
     client.force_login(jane)
 
@@ -302,9 +319,10 @@ def test_access_history_pages_cost_the_same_number_of_queries(client, jane, staf
     patient = jane.patients.get()
     for n in range(30):
         study = study_for(patient, f"1.2.826.9.{n}", f"Study {n}")
-        view(staff, study, user_agent=FIREFOX)
-        audit_record(
+        view(staff, study, client=Client(user_agent=FIREFOX))
+        audit_event_record(
             action=AuditEvent.Action.SHARE_OPEN,
+            client=NO_CLIENT,
             actor_kind=AuditEvent.ActorKind.SHARE,
             share=share_for(jane, f"R{n}"),
         )

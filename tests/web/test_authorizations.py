@@ -12,6 +12,7 @@ from django.utils import timezone
 from PIL import Image
 
 from sharing.models import AuditEvent, Facility, ReleaseAuthorization
+from sharing.services.audit import NO_CLIENT
 from sharing.storage import get_store
 from tests.support.headers import assert_strict
 from tests.support.releases import make_facility, sign, signature_data_url
@@ -257,8 +258,8 @@ def test_the_patient_sees_messages_but_not_staff_notes(client, jane, staff, faci
     from sharing.services.releases import authorization_hold, authorization_note
 
     auth = sign(jane, facility)
-    authorization_note(authorization=auth, actor=staff, text="SECRET internal note", remote_addr=None)
-    authorization_hold(authorization=auth, actor=staff, message="Please add your photo ID.", remote_addr=None)
+    authorization_note(authorization=auth, actor=staff, text="SECRET internal note", client=NO_CLIENT)
+    authorization_hold(authorization=auth, actor=staff, message="Please add your photo ID.", client=NO_CLIENT)
     client.force_login(jane)
 
     page = client.get(reverse("request-detail", args=[auth.pk]))
@@ -272,7 +273,7 @@ def test_replying_while_on_hold_puts_the_request_back_in_review(client, jane, st
     from sharing.services.releases import authorization_hold
 
     auth = sign(jane, facility)
-    authorization_hold(authorization=auth, actor=staff, message="ID please", remote_addr=None)
+    authorization_hold(authorization=auth, actor=staff, message="ID please", client=NO_CLIENT)
     client.force_login(jane)
 
     response = client.post(reverse("request-reply", args=[auth.pk]), {"text": "Uploaded it."})

@@ -21,6 +21,7 @@ from requests import Session
 
 from sharing.dicom.synthetic import SyntheticPatient, ct_series, write_study
 from sharing.models import AuditEvent, Instance, Study, User
+from sharing.services import viewer_audit
 from sharing.storage import get_store
 from tests.support.dicomweb import EXPLICIT_LE, RAW_FRAME_ACCEPT, instance_url, parts
 from tests.support.factories import ingest, make_study
@@ -217,16 +218,16 @@ def test_a_repeated_search_is_audited_once_per_viewer(client, jane, staff, janes
 
 
 def test_a_search_is_audited_again_once_its_half_hour_is_over(client, jane, janes_ct, monkeypatch):
-    from sharing.dicomweb import scope
-
     url = reverse("stow")
     client.force_login(jane)
     client.get(url)
     client.get(url)
-    later = time.time() + scope.SUMMARY_SECONDS + 1
+    later = time.time() + viewer_audit.SUMMARY_SECONDS + 1
     # The cache entry has expired by then: only this process's memory of it is left to check.
-    cache.delete_many([key for key in scope._known if key.startswith(f"lightbox:audited:user:{jane.pk}:")])
-    monkeypatch.setattr(scope, "_clock", lambda: later)
+    cache.delete_many(
+        [key for key in viewer_audit._known if key.startswith(f"lightbox:audited:user:{jane.pk}:")]
+    )
+    monkeypatch.setattr(viewer_audit, "_clock", lambda: later)
     client.get(url)
     client.get(url)
 
@@ -234,11 +235,9 @@ def test_a_search_is_audited_again_once_its_half_hour_is_over(client, jane, jane
 
 
 def test_a_search_another_process_audited_is_not_audited_again(client, jane, janes_ct):
-    from sharing.dicomweb import scope
-
     client.force_login(jane)
     client.get(reverse("stow"))
-    scope._known.clear()  # as if the next request went to another process
+    viewer_audit._known.clear()  # as if the next request went to another process
 
     client.get(reverse("stow"))
 

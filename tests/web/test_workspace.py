@@ -23,6 +23,7 @@ from sharing.models import (
     User,
 )
 from sharing.selectors.releases import DEFAULT_DENIAL_REASONS
+from sharing.services.audit import NO_CLIENT
 from sharing.services.releases import IdentityDocument, authorization_id_document_attach, identity_verify
 from tests.support.factories import PASSWORD
 from tests.support.headers import assert_strict
@@ -221,7 +222,7 @@ def test_staff_download_the_signed_pdf_and_the_identity_document(client, staff, 
         authorization=request_,
         actor=mary,
         document=IdentityDocument(data=out.getvalue(), content_type="image/png"),
-        remote_addr=None,
+        client=NO_CLIENT,
     )
     as_staff(client, staff)
 
@@ -258,7 +259,7 @@ def test_staff_verify_identity_with_a_method(client, staff, request_):
 def test_staff_link_the_account_and_its_studies_appear_in_the_library(client, staff, mary, request_):
     existing = Patient.objects.create(patient_id="MRN-3003", issuer="GENERAL", name="MAJOR^MARY")
     study = quick_study(existing, "3.3.3")
-    identity_verify(authorization=request_, actor=staff, method="In person", remote_addr=None)
+    identity_verify(authorization=request_, actor=staff, method="In person", client=NO_CLIENT)
     as_staff(client, staff)
 
     response = client.post(url("workspace-link", request_), {"patient_id": "MRN-3003"})
@@ -271,7 +272,7 @@ def test_staff_link_the_account_and_its_studies_appear_in_the_library(client, st
 
 
 def test_linking_a_patient_of_another_account_is_refused_on_the_page(client, staff, jane, request_):
-    identity_verify(authorization=request_, actor=staff, method="In person", remote_addr=None)
+    identity_verify(authorization=request_, actor=staff, method="In person", client=NO_CLIENT)
     as_staff(client, staff)
 
     response = client.post(url("workspace-link", request_), {"patient_id": "MRN-1001"})  # jane's
